@@ -1,0 +1,1 @@
+"""Sinks: the DuckLake store (DuckDB) that observations, rejections and raw records go to."""

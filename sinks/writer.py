@@ -1,0 +1,268 @@
+"""The batch writer: raw archive first, then observations and rejections, idempotently.
+
+Two transactions per batch, the order the delivery guarantee rests on:
+
+1. :meth:`LakeWriter.archive` stores the batch's raw records and journals the batch
+   as ``archived``. From then on a kill loses nothing: on restart,
+   :meth:`LakeWriter.pending` lists archived batches not yet ``stored``.
+2. :meth:`LakeWriter.store` appends the observations whose key
+   ``(source, pool_id, observed_at)`` is not stored yet (an anti-join, limited to the
+   batch's time range so it reads only the partitions and files that can match), the
+   rejections whose ``raw_id`` is new, and journals the batch as ``stored``: one
+   transaction, so a batch is stored whole or not at all.
+
+Every :attr:`compact_every` commits the writer merges small Parquet files and
+flushes inlined rows (DuckLake's own maintenance functions), so readers stay fast.
+
+Not thread-safe: the pipeline drives one writer from one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+import structlog
+
+from sinks.lake import LAKE, Store, open_writer
+from yieldstream.contracts import Observation, RawRecord, Rejection
+
+log = structlog.get_logger(__name__)
+
+_TS = pa.timestamp("us", tz="UTC")
+_OBS_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("pool_id", pa.string()),
+        ("observed_at", _TS),
+        ("protocol", pa.string()),
+        ("chain", pa.string()),
+        ("symbol", pa.string()),
+        ("strategy", pa.string()),
+        ("venue", pa.string()),
+        ("category", pa.string()),
+        ("apy_pct", pa.float64()),
+        ("apy_base_pct", pa.float64()),
+        ("apy_reward_pct", pa.float64()),
+        ("tvl_usd", pa.float64()),
+        ("stablecoin", pa.bool_()),
+        ("il_risk", pa.bool_()),
+        ("exposure", pa.string()),
+        ("outlier", pa.bool_()),
+        ("pool_meta", pa.string()),
+        ("underlying_tokens", pa.list_(pa.string())),
+        ("reward_tokens", pa.list_(pa.string())),
+    ]
+)
+_OBS_FIELDS = tuple(_OBS_SCHEMA.names)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What one :meth:`LakeWriter.store` call added."""
+
+    observations: int
+    duplicates: int
+    rejections: int
+
+
+def observations_table(observations: Sequence[Observation]) -> pa.Table:
+    """Observations as an Arrow table, column by column (no per-row dicts)."""
+    columns = [
+        pa.array([getattr(o, name) for o in observations], type=field.type)
+        for name, field in zip(_OBS_FIELDS, _OBS_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=_OBS_SCHEMA)
+
+
+def raw_table(batch_id: str, records: Sequence[RawRecord]) -> pa.Table:
+    payload = pa.array([r.payload for r in records], type=pa.binary()).cast(pa.string())
+    return pa.table(
+        {
+            "raw_id": pa.array([r.raw_id for r in records], type=pa.string()),
+            "batch_id": pa.array([batch_id] * len(records), type=pa.string()),
+            "source": pa.array([r.source for r in records], type=pa.string()),
+            "endpoint": pa.array([r.endpoint for r in records], type=pa.string()),
+            "kind": pa.array([r.kind for r in records], type=pa.string()),
+            "native_id": pa.array([r.native_id for r in records], type=pa.string()),
+            "fetched_at": pa.array([r.fetched_at for r in records], type=_TS),
+            "run_id": pa.array([r.run_id for r in records], type=pa.string()),
+            "payload": payload,
+        }
+    )
+
+
+def rejections_table(batch_id: str | None, rejections: Sequence[Rejection]) -> pa.Table:
+    return pa.table(
+        {
+            "raw_id": pa.array([r.raw_id for r in rejections], type=pa.string()),
+            "batch_id": pa.array([batch_id] * len(rejections), type=pa.string()),
+            "source": pa.array([r.source for r in rejections], type=pa.string()),
+            "endpoint": pa.array([r.endpoint for r in rejections], type=pa.string()),
+            "stage": pa.array([r.stage for r in rejections], type=pa.string()),
+            "reason": pa.array([r.reason for r in rejections], type=pa.string()),
+            "native_id": pa.array([r.native_id for r in rejections], type=pa.string()),
+            "payload": pa.array([r.payload for r in rejections], type=pa.binary()),
+            "payload_sha256": pa.array([r.payload_sha256 for r in rejections], type=pa.string()),
+            "rejected_at": pa.array([r.rejected_at for r in rejections], type=_TS),
+        }
+    )
+
+
+class LakeWriter:
+    """Writes batches into the DuckLake store; see the module docstring for the protocol."""
+
+    def __init__(self, store: Store, *, compact_every: int = 32) -> None:
+        self.store_location = store
+        self.con = open_writer(store)
+        self.compact_every = compact_every
+        self._commits = 0
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = self.con
+        con.execute("BEGIN")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        self._commits += 1
+
+    def _journal(self, con: duckdb.DuckDBPyConnection, batch_id: str, stage: str,
+                 source: str, records: int, stored: Stored | None = None) -> None:
+        con.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [batch_id, stage, source, records,
+             stored.observations if stored else None,
+             stored.duplicates if stored else None,
+             stored.rejections if stored else None,
+             datetime.now(UTC)],
+        )
+
+    def archive(self, batch_id: str, records: Sequence[RawRecord]) -> bool:
+        """Make a batch's raw records durable. False if the batch was archived already."""
+        if not records:
+            return False
+        with self._transaction() as con:
+            seen = con.execute(
+                "SELECT 1 FROM batches WHERE batch_id = ? AND stage = 'archived' LIMIT 1",
+                [batch_id],
+            ).fetchone()
+            if seen:
+                return False
+            staged = raw_table(batch_id, records)  # noqa: F841 - read by name below
+            con.execute("INSERT INTO raw_records SELECT * FROM staged")
+            self._journal(con, batch_id, "archived", records[0].source, len(records))
+        return True
+
+    def store(self, batch_id: str | None, source: str, records: int,
+              observations: Sequence[Observation],
+              rejections: Sequence[Rejection]) -> Stored:
+        """Append new observations and rejections; journal the batch as stored."""
+        with self._transaction() as con:
+            added = 0
+            if observations:
+                staged_obs = observations_table(observations)  # noqa: F841 - read by name
+                lo = min(o.observed_at for o in observations)
+                hi = max(o.observed_at for o in observations)
+                row = con.execute(
+                    """
+                    INSERT INTO observations
+                    SELECT s.*, ? AS batch_id, now() AS stored_at
+                    FROM (SELECT DISTINCT ON (source, pool_id, observed_at) *
+                          FROM staged_obs) AS s
+                    WHERE NOT EXISTS (
+                        SELECT 1 FROM observations AS o
+                        WHERE o.observed_at BETWEEN ? AND ?
+                          AND o.source = s.source AND o.pool_id = s.pool_id
+                          AND o.observed_at = s.observed_at)
+                    """,
+                    [batch_id or "", lo, hi],
+                ).fetchone()
+                added = int(row[0]) if row else 0
+            rejected = 0
+            if rejections:
+                staged_rej = rejections_table(batch_id, rejections)  # noqa: F841
+                row = con.execute(
+                    """
+                    INSERT INTO rejections
+                    SELECT DISTINCT ON (raw_id) * FROM staged_rej AS s
+                    WHERE NOT EXISTS (SELECT 1 FROM rejections AS r WHERE r.raw_id = s.raw_id)
+                    """
+                ).fetchone()
+                rejected = int(row[0]) if row else 0
+            result = Stored(added, len(observations) - added, rejected)
+            if batch_id is not None:
+                self._journal(con, batch_id, "stored", source, records, result)
+        self.maybe_compact()
+        return result
+
+    def record_fetch(self, source: str, run_id: str, started_at: datetime, ok: bool,
+                     records: int, error: str | None) -> None:
+        self.con.execute(
+            "INSERT INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [source, run_id, started_at, datetime.now(UTC), ok, records, error],
+        )
+        self._commits += 1
+
+    def pending(self) -> list[str]:
+        """Batches archived but not stored: a kill came between the two transactions."""
+        rows = self.con.execute(
+            """
+            SELECT batch_id FROM batches WHERE stage = 'archived'
+            EXCEPT SELECT batch_id FROM batches WHERE stage = 'stored'
+            ORDER BY batch_id
+            """
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def load_raw(self, batch_id: str) -> list[RawRecord]:
+        rows = self.con.execute(
+            """
+            SELECT source, endpoint, fetched_at, run_id, kind, native_id, payload
+            FROM raw_records WHERE batch_id = ? ORDER BY raw_id
+            """,
+            [batch_id],
+        ).fetchall()
+        return [
+            RawRecord(source=r[0], endpoint=r[1], fetched_at=r[2].astimezone(UTC), run_id=r[3],
+                      kind=r[4], native_id=r[5], payload=r[6].encode())
+            for r in rows
+        ]
+
+    def categories(self) -> dict[str, str]:
+        """Protocol slug -> DefiLlama category, from the newest stored protocol rows."""
+        rows = self.con.execute(
+            """
+            SELECT pool_id, arg_max(category, observed_at) FROM observations
+            WHERE source = 'defillama-protocols' AND category IS NOT NULL
+            GROUP BY pool_id
+            """
+        ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def maybe_compact(self) -> None:
+        if self._commits >= self.compact_every:
+            self.compact()
+
+    def compact(self) -> None:
+        """Flush inlined rows and merge small Parquet files (DuckLake maintenance)."""
+        self._commits = 0
+        self.con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
+        self.con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+        self.con.execute(
+            f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL 1 HOUR)"
+        )
+        self.con.execute(
+            f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL 1 HOUR)"
+        )
+        log.info("store_compacted")

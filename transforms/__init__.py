@@ -1,0 +1,70 @@
+"""Transforms: pure, synchronous functions from a RawRecord to observations or a rejection.
+
+A source's module here has the source's name (``-`` as ``_``) and defines
+``transform(record, ctx) -> list[Observation] | Rejection``. No I/O: everything a
+transform needs beyond the record comes in the :class:`Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+
+import msgspec
+
+from yieldstream.contracts import (
+    Observation,
+    ObservationError,
+    RawRecord,
+    Rejection,
+    Stage,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Reference data a transform may use; built by the runner, never fetched here."""
+
+    # DefiLlama protocol slug -> DefiLlama category, from the latest /protocols.
+    categories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+Result = list[Observation] | Rejection
+Transform = Callable[[RawRecord, Context], Result]
+
+
+def reject(record: RawRecord, stage: Stage, reason: str) -> Rejection:
+    return Rejection(
+        source=record.source,
+        endpoint=record.endpoint,
+        stage=stage,
+        reason=reason,
+        native_id=record.native_id,
+        payload=record.payload,
+        rejected_at=datetime.now(UTC),
+        raw_id=record.raw_id,
+    )
+
+
+def apply(transform: Transform, record: RawRecord, ctx: Context) -> Result:
+    """Run one transform; any failure becomes a Rejection with its reason."""
+    try:
+        return transform(record, ctx)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return reject(record, "decode", f"undecodable item: {exc}")
+    except ObservationError as exc:
+        return reject(record, "validate", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a transform bug must not stop the daemon
+        return reject(record, "validate", f"transform failed: {type(exc).__name__}: {exc}")
+
+
+def floor_hour(moment: datetime) -> datetime:
+    """The start of the UTC hour holding ``moment``.
+
+    Sources that give no time per item (DefiLlama's ``/pools`` and ``/protocols``)
+    are refreshed hourly upstream, so their observations are stamped with the hour
+    they were fetched in: fetching the same snapshot twice gives the same key.
+    """
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)

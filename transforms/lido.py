@@ -1,0 +1,55 @@
+"""Lido stETH APR points -> staking observations (APR converted to APY).
+
+Each point is ``{"timeUnix": <seconds>, "apr": <percent>}``; the point's own time is
+the observation time, so the ``/last`` point and the same point in ``/sma`` share a
+key and are stored once. stETH rewards accrue daily, hence daily compounding.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from transforms import Context, Result
+from transforms.units import DAILY, apr_to_apy_pct
+from yieldstream.contracts import ObservationError, RawRecord, Strategy, Venue, make_observation
+
+SOURCE = "lido"
+STETH = "0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84"
+
+
+class AprPoint(msgspec.Struct):
+    timeUnix: int
+    apr: float
+
+
+_decode = msgspec.json.Decoder(AprPoint).decode
+
+
+def transform(record: RawRecord, ctx: Context) -> Result:
+    point = _decode(record.payload)
+    try:
+        observed_at = datetime.fromtimestamp(point.timeUnix, UTC)
+        apy = apr_to_apy_pct(point.apr, DAILY)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ObservationError(f"unusable APR point: {exc}") from None
+    return [
+        make_observation(
+            {
+                "source": SOURCE,
+                "pool_id": "steth",
+                "observed_at": observed_at,
+                "protocol": "lido",
+                "chain": "Ethereum",
+                "symbol": "STETH",
+                "strategy": Strategy.STAKING,
+                "venue": Venue.DEFI,
+                "category": "Liquid Staking",
+                "apy_pct": apy,
+                "apy_base_pct": apy,
+                "apy_reward_pct": 0.0,
+                "underlying_tokens": [STETH],
+            }
+        )
+    ]

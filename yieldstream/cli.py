@@ -1,0 +1,306 @@
+"""The ``yieldstream`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sys
+import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import duckdb
+import msgspec
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingest._http import parse_json
+from sinks.lake import Store, open_reader
+from transforms import Context, apply
+from yieldstream import logs, settings as settings_mod
+from yieldstream.app import run_pipeline, store_of
+from yieldstream.contracts import Rejection
+from yieldstream.errors import BadResponse, ConfigError
+from yieldstream.registry import source as get_source, sources as all_sources
+from yieldstream.settings import Settings
+
+app = typer.Typer(
+    help="Collect staking, lending and farming yields into a DuckLake store you query with SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    options = dict(ctx.obj or {})
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    loaded = settings_mod.load(**options)
+    logs.configure(loaded.log_format, loaded.log_level)
+    return loaded
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", "-d", help="Store directory [default: ./yieldstream-data]"),
+]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="auto (JSON unless a terminal), json or console")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+) -> None:
+    """Settings come from ./yieldstream.toml (or $YIELDSTREAM_CONFIG) and YIELDSTREAM_* vars."""
+    ctx.obj = {"data_dir": data_dir, "log_format": log_format, "log_level": log_level}
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run every source once, store, exit")] = False,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
+    ] = None,
+) -> None:
+    """Run the daemon: poll every enabled source, store observations, until SIGINT/SIGTERM.
+
+    Example: yieldstream run --once --source lido
+    """
+    settings = _settings(ctx)
+    stats = asyncio.run(run_pipeline(settings, once=once, only=source))
+    if once:
+        err.print(
+            f"fetched {stats.fetched} records: {stats.stored} observations stored, "
+            f"{stats.duplicates} already stored, {stats.rejected} rejected, "
+            f"{stats.fetch_failures} failed fetches",
+            highlight=False,
+        )
+
+
+def _print_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format) -> None:
+    if fmt is Format.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    elif fmt is Format.json:
+        for row in rows:
+            line = orjson.dumps(dict(zip(columns, row, strict=True)), default=str)
+            sys.stdout.write(line.decode() + "\n")
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(table)
+        err.print(f"{len(rows)} rows", highlight=False)
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="SQL to run against the store (read-only)")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json")] = Format.table,
+) -> None:
+    """Query the store read-only; safe while `yieldstream run` writes.
+
+    Example: yieldstream sql "SELECT protocol, symbol, apy_pct FROM latest_yields ORDER BY tvl_usd DESC LIMIT 10"
+    """
+    settings = _settings(ctx)
+    con = open_reader(store_of(settings))
+    try:
+        result = con.execute(query)
+        columns = [d[0] for d in result.description or []]
+        rows = result.fetchall()
+    except duckdb.Error as exc:
+        raise _fail(str(exc).splitlines()[0], 1) from None
+    finally:
+        con.close()
+    _print_result(columns, rows, fmt)
+
+
+@app.command()
+def parse(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A saved upstream response", exists=True,
+                                         dir_okay=False, readable=True)],
+    source: Annotated[str, typer.Option("--source", "-s", help="The source it came from")],
+    categories: Annotated[
+        Path | None,
+        typer.Option(help="A saved /protocols response, to classify pools by strategy"),
+    ] = None,
+) -> None:
+    """Show what a saved response would become; touches no store.
+
+    Observations go to stdout as JSON lines, rejections with reasons to stderr,
+    then a one-line summary.
+
+    Example: yieldstream parse --source defillama-yields pools.json
+    """
+    _settings(ctx)
+    src = get_source(source)
+    ctx_data = Context()
+    if categories is not None:
+        ctx_data = Context(_categories(categories))
+    body, lenient = _parse_file(file)
+    records = None
+    problems = []
+    for endpoint in src.endpoints:
+        try:
+            records = list(endpoint.records(
+                body, source=src.name, fetched_at=datetime.now(UTC), run_id="parse",
+                lenient=lenient, url=str(file),
+            ))
+            break
+        except BadResponse as exc:
+            problems.append(str(exc))
+    if records is None:
+        raise _fail(f"{file} is not a {source} response: {'; '.join(problems)}", 1)
+    observed = rejected = 0
+    out = sys.stdout.buffer
+    for record in records:
+        result = apply(src.transform, record, ctx_data)
+        if isinstance(result, Rejection):
+            rejected += 1
+            err.print(f"rejected {record.native_id}: [{result.stage}] {result.reason}",
+                      highlight=False, soft_wrap=True)
+            continue
+        for obs in result:
+            observed += 1
+            out.write(msgspec.json.encode(obs) + b"\n")
+    out.flush()
+    err.print(f"{len(records)} records: {observed} observations, {rejected} rejections",
+              highlight=False)
+
+
+def _parse_file(file: Path) -> tuple[Any, bool]:
+    try:
+        return parse_json(file.read_bytes(), "application/json", str(file))
+    except BadResponse as exc:
+        raise _fail(str(exc), 1) from None
+
+
+def _categories(file: Path) -> dict[str, str]:
+    body, _ = _parse_file(file)
+    rows = body if isinstance(body, list) else []
+    return {
+        str(r["slug"]): str(r["category"])
+        for r in rows if isinstance(r, dict) and r.get("slug") and r.get("category")
+    }
+
+
+@app.command()
+def sources(ctx: typer.Context) -> None:
+    """List each source with its last fetch, rows stored and failures.
+
+    Example: yieldstream sources
+    """
+    settings = _settings(ctx)
+    stats: dict[str, tuple[Any, ...]] = {}
+    store = store_of(settings)
+    if store.exists:
+        con = open_reader(store)
+        try:
+            rows = con.execute(
+                """
+                WITH f AS (
+                    SELECT source, max(finished_at) AS last_fetch,
+                           arg_max(ok, finished_at) AS last_ok,
+                           count(*) FILTER (WHERE NOT ok) AS failed
+                    FROM fetches GROUP BY source),
+                o AS (SELECT source, count(*) AS rows FROM observations GROUP BY source),
+                r AS (SELECT source, count(*) AS rejected FROM rejections GROUP BY source)
+                SELECT f.source, f.last_fetch, f.last_ok, coalesce(o.rows, 0),
+                       coalesce(r.rejected, 0), f.failed
+                FROM f LEFT JOIN o USING (source) LEFT JOIN r USING (source)
+                """
+            ).fetchall()
+        finally:
+            con.close()
+        stats = {str(r[0]): r[1:] for r in rows}
+    table = Table("source", "enabled", "interval", "last fetch (UTC)", "last ok",
+                  "rows stored", "rejected", "failed fetches")
+    for name in all_sources():
+        cfg = settings.source_config(name)
+        last, ok, rows_stored, rejected, failed = stats.get(name, (None, None, 0, 0, 0))
+        table.add_row(
+            name, "yes" if cfg.enabled else "no", f"{cfg.interval_s:g}s",
+            last.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if last else "never",
+            "" if ok is None else ("yes" if ok else "no"),
+            str(rows_stored), str(rejected), str(failed),
+        )
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the pipeline once, offline, against the bundled recorded responses.
+
+    Serves the recorded real responses on 127.0.0.1, points every source there,
+    stores into a temporary directory (or --data-dir) and prints a first query.
+
+    Example: yieldstream demo
+    """
+    from yieldstream.loopback import recorded_routes, serve
+
+    base = _settings(ctx, data_dir=data_dir)
+    target = data_dir or base.data_dir if (data_dir or (ctx.obj or {}).get("data_dir")) else None
+    with tempfile.TemporaryDirectory(prefix="yieldstream-demo-") as tmp:
+        directory = Path(target) if target else Path(tmp)
+        with serve(recorded_routes()) as (url, _hits):
+            cfg = {name: {**base.sources.get(name, {}), "base_url": url, "rate_per_s": 50.0}
+                   for name in all_sources()}
+            settings = base.model_copy(update={"data_dir": directory, "sources": cfg})
+            asyncio.run(run_pipeline(settings, once=True))
+        con = open_reader(Store(directory))
+        try:
+            result = con.execute(
+                """
+                SELECT source, protocol, chain, symbol, strategy,
+                       round(apy_pct, 2) AS apy_pct, round(tvl_usd / 1e6, 1) AS tvl_musd
+                FROM latest_yields ORDER BY tvl_usd DESC NULLS LAST, source, pool_id
+                """
+            )
+            columns = [d[0] for d in result.description or []]
+            rows = result.fetchall()
+        finally:
+            con.close()
+        _print_result(columns, rows, Format.table)
+        where = directory if target else "a temporary directory (removed now)"
+        err.print(f"stored in {where}; try: yieldstream -d {directory} sql \"SELECT * FROM latest_yields\""
+                  if target else f"stored in {where}; pass --data-dir DIR to keep it",
+                  highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+__all__ = ["app", "main", "replace"]

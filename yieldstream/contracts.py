@@ -1,0 +1,142 @@
+"""The three contracts every stage speaks: RawRecord, Observation, Rejection.
+
+RawRecord
+    One upstream item exactly as fetched (``payload`` is its JSON text), never a
+    whole response: a 20 MB ``/pools`` body becomes ~20k records.
+Observation
+    One validated, normalised figure for one pool at one moment. Units are in the
+    names: ``*_pct`` is percent (3.1 means 3.1 %), ``tvl_usd`` is US dollars.
+    The natural key is ``(source, pool_id, observed_at)``.
+Rejection
+    What failed, why, and the original payload. Nothing is dropped silently.
+
+Observations are ``msgspec.Struct`` values validated by :func:`make_observation`
+(``msgspec.convert`` in strict mode): it checks types, ranges, literals and UTC
+times in C at ~1-2M rows/s, where a strict pydantic model measured 95-120k rows/s
+on the same rows, too slow for the 100k rows/s end-to-end budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+APY_MIN_PCT: Final = -100.0
+APY_MAX_PCT: Final = 1e6
+
+Pct = Annotated[float, msgspec.Meta(ge=APY_MIN_PCT, le=APY_MAX_PCT)]
+Usd = Annotated[float, msgspec.Meta(ge=0.0, le=1e15)]
+UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class Strategy(StrEnum):
+    """How the yield is earned."""
+
+    STAKING = "staking"
+    LENDING = "lending"
+    FARMING = "farming"
+    OTHER = "other"
+
+
+class Venue(StrEnum):
+    """Where the yield is earned: on-chain protocol or centralised desk."""
+
+    DEFI = "defi"
+    CEFI = "cefi"
+
+
+RecordKind = Literal["snapshot", "history"]
+
+
+class RawRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One upstream item, unmodified, with where and when it was fetched."""
+
+    source: str
+    endpoint: str
+    fetched_at: datetime
+    run_id: str
+    kind: RecordKind
+    native_id: str
+    payload: bytes  # the item's JSON text, as upstream sent it
+
+    @property
+    def raw_id(self) -> str:
+        """Stable identity of this record: same fetch, same item, same id."""
+        return record_id(self.source, self.endpoint, self.fetched_at, self.native_id)
+
+
+class Observation(msgspec.Struct, frozen=True, kw_only=True):
+    """One validated APY/TVL figure of one pool at one moment."""
+
+    source: NonEmpty
+    pool_id: NonEmpty
+    observed_at: UtcDatetime
+    protocol: NonEmpty
+    chain: NonEmpty
+    symbol: str
+    strategy: Strategy
+    venue: Venue
+    category: str | None = None
+    apy_pct: Pct | None = None
+    apy_base_pct: Pct | None = None
+    apy_reward_pct: Pct | None = None
+    tvl_usd: Usd | None = None
+    stablecoin: bool | None = None
+    il_risk: bool | None = None
+    exposure: str | None = None
+    outlier: bool | None = None
+    pool_meta: str | None = None
+    underlying_tokens: list[str] | None = None
+    reward_tokens: list[str] | None = None
+
+
+Stage = Literal["fetch", "decode", "validate"]
+
+
+class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+    """A record (or a whole response) that could not become observations."""
+
+    source: str
+    endpoint: str
+    stage: Stage
+    reason: str
+    native_id: str | None
+    payload: bytes
+    rejected_at: datetime
+    raw_id: str
+
+    @property
+    def payload_sha256(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()
+
+
+def record_id(source: str, endpoint: str, fetched_at: datetime, native_id: str) -> str:
+    """The deterministic id of a fetched item (hex, 32 chars)."""
+    key = f"{source}\x1f{endpoint}\x1f{fetched_at.isoformat()}\x1f{native_id}"
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+class ObservationError(ValueError):
+    """The fields do not make a valid Observation; the message says which and why."""
+
+
+def make_observation(fields: dict[str, Any]) -> Observation:
+    """Validate ``fields`` into an Observation (strict types, ranges, UTC).
+
+    Raises :class:`ObservationError` with msgspec's path-precise message, e.g.
+    ``Expected `float` <= 1000000.0 - at `$.apy_pct```.
+    """
+    try:
+        obs = msgspec.convert(fields, Observation, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ObservationError(str(exc)) from None
+    if obs.observed_at.utcoffset() != UTC.utcoffset(None):
+        raise ObservationError(f"observed_at must be UTC, got {obs.observed_at.isoformat()}")
+    if obs.apy_pct is None and obs.tvl_usd is None:
+        raise ObservationError("neither an APY nor a TVL figure")
+    return obs

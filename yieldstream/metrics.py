@@ -1,0 +1,17 @@
+"""Counters for what the pipeline fetched, stored and rejected (Prometheus)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+FETCHES = Counter(
+    "yieldstream_fetches", "Upstream fetch runs by outcome", ["source", "outcome"]
+)
+RECORDS_FETCHED = Counter("yieldstream_records_fetched", "Raw records fetched", ["source"])
+OBSERVATIONS_STORED = Counter(
+    "yieldstream_observations_stored", "New observations stored", ["source"]
+)
+DUPLICATES_SKIPPED = Counter(
+    "yieldstream_duplicates_skipped", "Observations already stored (same key)", ["source"]
+)
+REJECTIONS = Counter("yieldstream_rejections", "Records rejected", ["source", "stage"])

@@ -1,0 +1,316 @@
+"""The embedded daemon: poll sources, archive raw records, transform, store.
+
+Three kinds of tasks connected by the bus (:mod:`yieldstream.bus`):
+
+* one **poller** per enabled source runs its collector every ``interval_s`` and
+  publishes the records in batches of ``batch_size`` to ``yields.raw``;
+* the **transformer** archives each raw batch in the store *before* transforming it
+  (raw first: a fetched snapshot cannot be fetched again), then publishes the
+  observations and rejections to ``yields.observations``;
+* the **sink** stores them (idempotent on the natural key) and journals the batch.
+
+All store calls run on one dedicated thread, so DuckDB's work (which releases the
+GIL) overlaps with transforming the next batch. At start, batches archived but not
+stored (a kill came between) are transformed and stored first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import httpx
+import structlog
+
+from ingest._http import SourceConfig
+from sinks.writer import LakeWriter, Stored
+from transforms import Context, apply
+from yieldstream import metrics
+from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
+from yieldstream.contracts import Observation, RawRecord, Rejection, record_id
+from yieldstream.errors import BadResponse, YieldstreamError
+from yieldstream.registry import Source
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+PROTOCOLS = "defillama-protocols"
+
+
+@dataclass(slots=True)
+class RawBatch:
+    batch_id: str
+    source: str
+    records: list[RawRecord]
+    archived: bool = False  # True when recovered from the archive
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Outcome:
+    batch_id: str | None  # None for a whole-response rejection
+    source: str
+    records: int
+    observations: list[Observation] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    token: str = field(default_factory=_token)
+
+
+@dataclass(slots=True)
+class FetchReport:
+    source: str
+    run_id: str
+    started_at: datetime
+    ok: bool
+    records: int
+    error: str | None
+    token: str = field(default_factory=_token)
+
+
+@dataclass(slots=True)
+class RunStats:
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    fetch_failures: int = 0
+
+
+def transform_batch(batch: RawBatch, source: Source, ctx: Context) -> Outcome:
+    """Run a source's transform over a batch (pure; called off the event loop)."""
+    outcome = Outcome(batch.batch_id, batch.source, len(batch.records), token=batch.batch_id)
+    for record in batch.records:
+        result = apply(source.transform, record, ctx)
+        if isinstance(result, Rejection):
+            outcome.rejections.append(result)
+        else:
+            outcome.observations.extend(result)
+    return outcome
+
+
+class Pipeline:
+    """One embedded pipeline over a bus and a store writer."""
+
+    def __init__(
+        self,
+        *,
+        sources: Mapping[str, Source],
+        configs: Mapping[str, SourceConfig],
+        clients: Mapping[str, httpx.AsyncClient],
+        writer: LakeWriter,
+        bus: Bus,
+        batch_size: int,
+    ) -> None:
+        self.sources = sources
+        self.configs = configs
+        self.clients = clients
+        self.writer = writer
+        self.bus = bus
+        self.batch_size = batch_size
+        self.stats = RunStats()
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._done: dict[str, asyncio.Future[None]] = {}
+        self._first_cycle = {name: asyncio.Event() for name in sources}
+        self._ctx = Context()
+
+    async def _on_store(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    # --- running -------------------------------------------------------------
+
+    async def run(self, *, once: bool, stop: asyncio.Event, drain_timeout: float = 8.0) -> RunStats:
+        """Run until ``stop`` is set (or, with ``once``, until every source ran once)."""
+        self._ctx = Context(MappingProxyType(await self._on_store(self.writer.categories)))
+        workers = [
+            asyncio.create_task(self._transformer(), name="transformer"),
+            asyncio.create_task(self._sink(), name="sink"),
+        ]
+        await self._recover()
+        pollers = [
+            asyncio.create_task(self._poll(name, once=once), name=f"poll:{name}")
+            for name in self.sources
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        polling = asyncio.gather(*pollers)
+        try:
+            await asyncio.wait([stopper, polling, *workers], return_when=asyncio.FIRST_COMPLETED)
+            for worker in workers:
+                if worker.done():  # a store failure: stop and report it
+                    worker.result()
+        finally:
+            stopper.cancel()
+            for task in pollers:
+                task.cancel()
+            await asyncio.gather(polling, return_exceptions=True)
+            log.info("pipeline_draining")
+            await self.bus.close(RAW)
+            try:
+                async with asyncio.timeout(drain_timeout):
+                    await asyncio.gather(*workers)
+            except TimeoutError:
+                log.warning("drain_timeout", note="archived batches finish at next start")
+                self.writer.con.interrupt()
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+            self._db.shutdown(wait=True)
+        return self.stats
+
+    async def _recover(self) -> None:
+        pending = await self._on_store(self.writer.pending)
+        for batch_id in pending:
+            records = await self._on_store(self.writer.load_raw, batch_id)
+            if records:
+                log.info("batch_recovered", batch_id=batch_id, records=len(records))
+                await self._publish_raw(RawBatch(batch_id, records[0].source, records, True))
+
+    async def _publish_raw(self, batch: RawBatch) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        self._done[batch.batch_id] = done
+        await self.bus.publish(RAW, batch.source, batch)
+        return done
+
+    # --- polling -------------------------------------------------------------
+
+    async def _poll(self, name: str, *, once: bool) -> None:
+        source = self.sources[name]
+        for dependency in source.after:
+            if dependency in self._first_cycle:
+                await self._first_cycle[dependency].wait()
+        while True:
+            try:
+                await self._cycle(source)
+            finally:
+                self._first_cycle[name].set()
+            if once:
+                return
+            await asyncio.sleep(self.configs[name].interval_s)
+
+    async def _cycle(self, source: Source) -> None:
+        run_id = uuid.uuid4().hex
+        started = datetime.now(UTC)
+        pending: list[asyncio.Future[None]] = []
+        batch: list[RawRecord] = []
+        count = 0
+        error: str | None = None
+        with structlog.contextvars.bound_contextvars(source=source.name, run_id=run_id):
+            log.info("fetch_started")
+            try:
+                async for record in source.collect(self.clients[source.name],
+                                                   self.configs[source.name], run_id):
+                    batch.append(record)
+                    count += 1
+                    if len(batch) >= self.batch_size:
+                        pending.append(await self._publish_raw(self._raw_batch(source, batch)))
+                        batch = []
+            except (YieldstreamError, httpx.HTTPError) as exc:
+                error = str(exc)
+                log.warning("fetch_failed", error=error, error_type=type(exc).__name__,
+                            records=count)
+                if isinstance(exc, BadResponse):
+                    pending.append(await self._publish_outcome(
+                        self._fetch_rejection(source.name, started, exc)))
+            if batch:
+                pending.append(await self._publish_raw(self._raw_batch(source, batch)))
+            metrics.FETCHES.labels(source.name, "failed" if error else "ok").inc()
+            metrics.RECORDS_FETCHED.labels(source.name).inc(count)
+            self.stats.fetched += count
+            self.stats.fetch_failures += error is not None
+            report = FetchReport(source.name, run_id, started, error is None, count, error)
+            pending.append(await self._publish_outcome(report))
+            await asyncio.gather(*pending)
+            log.info("fetch_finished", records=count, ok=error is None)
+
+    @staticmethod
+    def _raw_batch(source: Source, records: list[RawRecord]) -> RawBatch:
+        return RawBatch(uuid.uuid4().hex, source.name, records)
+
+    @staticmethod
+    def _fetch_rejection(source: str, started: datetime, exc: BadResponse) -> Outcome:
+        rejection = Rejection(
+            source=source, endpoint=exc.url, stage="fetch", reason=str(exc),
+            native_id=None, payload=exc.body, rejected_at=datetime.now(UTC),
+            raw_id=record_id(source, exc.url, started, "#response"),
+        )
+        return Outcome(None, source, 0, rejections=[rejection])
+
+    async def _publish_outcome(self, value: Outcome | FetchReport) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        self._done[value.token] = done
+        await self.bus.publish(OBSERVATIONS, value.source, value)
+        return done
+
+    # --- transform and sink ----------------------------------------------------
+
+    async def _transformer(self) -> None:
+        try:
+            async for message in self.bus.subscribe(RAW):
+                await self._transform_one(message)
+        finally:
+            await self.bus.close(OBSERVATIONS)
+
+    async def _transform_one(self, message: Message) -> None:
+        batch: RawBatch = message.value
+        source = self.sources.get(batch.source)
+        with structlog.contextvars.bound_contextvars(source=batch.source, batch_id=batch.batch_id):
+            if not batch.archived:
+                await self._on_store(self.writer.archive, batch.batch_id, batch.records)
+            if source is None:
+                log.error("batch_source_unknown", note="kept in the archive for replay")
+                self._resolve(batch.batch_id)
+            else:
+                outcome = await asyncio.to_thread(transform_batch, batch, source, self._ctx)
+                await self.bus.publish(OBSERVATIONS, batch.source, outcome)
+        await self.bus.commit(message)
+
+    async def _sink(self) -> None:
+        async for message in self.bus.subscribe(OBSERVATIONS):
+            value = message.value
+            if isinstance(value, FetchReport):
+                await self._on_store(self.writer.record_fetch, value.source, value.run_id,
+                                     value.started_at, value.ok, value.records, value.error)
+            else:
+                await self._store(value)
+            self._resolve(value.token)
+            await self.bus.commit(message)
+
+    async def _store(self, outcome: Outcome) -> None:
+        stored: Stored = await self._on_store(
+            self.writer.store, outcome.batch_id, outcome.source, outcome.records,
+            outcome.observations, outcome.rejections,
+        )
+        name = outcome.source
+        metrics.OBSERVATIONS_STORED.labels(name).inc(stored.observations)
+        metrics.DUPLICATES_SKIPPED.labels(name).inc(stored.duplicates)
+        for rejection in outcome.rejections:
+            metrics.REJECTIONS.labels(name, rejection.stage).inc()
+        self.stats.stored += stored.observations
+        self.stats.duplicates += stored.duplicates
+        self.stats.rejected += len(outcome.rejections)
+        for rejection in outcome.rejections[:5]:
+            log.warning("record_rejected", source=name, stage=rejection.stage,
+                        reason=rejection.reason, native_id=rejection.native_id)
+        log.info("batch_stored", source=name, batch_id=outcome.batch_id,
+                 records=outcome.records, stored=stored.observations,
+                 duplicates=stored.duplicates, rejected=len(outcome.rejections))
+        if name == PROTOCOLS:
+            self._learn_categories(outcome.observations)
+
+    def _learn_categories(self, observations: list[Observation]) -> None:
+        learned = {o.pool_id: o.category for o in observations if o.category}
+        if learned:
+            self._ctx = Context(MappingProxyType({**self._ctx.categories, **learned}))
+
+    def _resolve(self, key: str) -> None:
+        future = self._done.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)

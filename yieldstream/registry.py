@@ -1,0 +1,72 @@
+"""The sources yieldstream knows: discovered from ``ingest/``, paired with ``transforms/``.
+
+A module ``ingest/<name>.py`` that defines ``collect`` is a source; its transform is
+``transforms/<name>.py``. Adding a source needs nothing here: a contract test checks
+that every discovered source is complete (config, transform, recorded fixtures).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+
+import ingest
+from ingest._http import SourceConfig
+from ingest._records import Endpoint
+from transforms import Transform
+from yieldstream.contracts import RawRecord
+from yieldstream.errors import ConfigError
+
+Collect = Callable[[httpx.AsyncClient, Any, str], AsyncIterator[RawRecord]]
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    name: str
+    config_model: type[SourceConfig]
+    collect: Collect
+    transform: Transform
+    module: str
+    endpoints: tuple[Endpoint, ...]
+    # Sources whose first cycle must finish before this one's first cycle, because
+    # this source's transform reads their reference data (``AFTER`` in its module).
+    after: tuple[str, ...] = ()
+
+
+@cache
+def sources() -> Mapping[str, Source]:
+    """Every registered source by name, in a stable order."""
+    found: dict[str, Source] = {}
+    for info in sorted(pkgutil.iter_modules(ingest.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        collector = importlib.import_module(f"ingest.{info.name}")
+        if not hasattr(collector, "collect"):
+            continue
+        transformer = importlib.import_module(f"transforms.{info.name}")
+        name: str = collector.SOURCE
+        found[name] = Source(
+            name=name,
+            config_model=collector.Config,
+            collect=collector.collect,
+            transform=transformer.transform,
+            module=info.name,
+            endpoints=tuple(collector.ENDPOINTS),
+            after=tuple(getattr(collector, "AFTER", ())),
+        )
+    return MappingProxyType(found)
+
+
+def source(name: str) -> Source:
+    """The source called ``name``, or a ConfigError listing the known ones."""
+    try:
+        return sources()[name]
+    except KeyError:
+        known = ", ".join(sources())
+        raise ConfigError(f"unknown source {name!r}; known sources: {known}") from None

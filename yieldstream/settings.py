@@ -1,0 +1,104 @@
+"""Settings: ``yieldstream.toml`` plus ``YIELDSTREAM_*`` environment variables.
+
+Precedence (highest first): values passed in code or by CLI flags, environment
+variables, the TOML file. Nested keys use ``__`` in the environment, e.g.
+``YIELDSTREAM_SOURCES__LIDO__INTERVAL_S=600`` is ``[sources.lido] interval_s = 600``.
+An unknown key or a bad value is a :class:`ConfigError` of one line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ingest._http import SourceConfig
+from yieldstream.errors import ConfigError
+
+DEFAULT_CONFIG = Path("yieldstream.toml")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="YIELDSTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    data_dir: Path = Field(Path("yieldstream-data"), description="where the store lives")
+    catalog: str | None = Field(
+        None, description="DuckLake catalog; default: SQLite file in data_dir"
+    )
+    batch_size: int = Field(20_000, ge=1, le=1_000_000, description="records per batch")
+    queue_batches: int = Field(4, ge=1, description="batches buffered between stages")
+    compact_every: int = Field(
+        32, ge=1, description="store commits between compactions of small files"
+    )
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> Settings:
+        for name in self.sources:
+            self.source_config(name)
+        return self
+
+    def source_config(self, name: str) -> SourceConfig:
+        """The validated settings of one source (its defaults, overridden here)."""
+        from yieldstream.registry import source
+
+        model = source(name).config_model
+        try:
+            return model.model_validate(self.sources.get(name, {}))
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, prefix=f"sources.{name}")) from None
+
+    @property
+    def config_file(self) -> Path:
+        return Path(os.environ.get("YIELDSTREAM_CONFIG", DEFAULT_CONFIG))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("YIELDSTREAM_CONFIG", DEFAULT_CONFIG))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+
+def describe(exc: ValidationError, prefix: str = "") -> str:
+    """The first error of a ValidationError as one line: where, what, and how to fix."""
+    err = exc.errors()[0]
+    path = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    env = "YIELDSTREAM_" + path.upper().replace(".", "__").replace("-", "_")
+    got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return (
+        f"setting {path}: {err['msg']}{got}{more}; "
+        f"fix it in yieldstream.toml or {env}"
+    )
+
+
+def load(**overrides: Any) -> Settings:
+    """Settings from the file and environment, with ``overrides`` on top."""
+    toml_file = Path(os.environ.get("YIELDSTREAM_CONFIG", DEFAULT_CONFIG))
+    if "YIELDSTREAM_CONFIG" in os.environ and not toml_file.is_file():
+        raise ConfigError(f"YIELDSTREAM_CONFIG names {toml_file}, which is not a file")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+    except ValueError as exc:  # a TOML syntax error
+        raise ConfigError(f"cannot read {toml_file}: {exc}") from None
