@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -72,12 +74,25 @@ class Fetched:
     body: Any
     nbytes: int
     lenient: bool  # needed the lenient parser (NaN/Infinity literals or huge integers)
+    head: bytes = b""  # the body's first PREVIEW_BYTES, for a rejection of its shape
 
 
-def _backoff(exc: Exception) -> bool | float:
-    if isinstance(exc, RetriableError):
-        return exc.retry_after if exc.retry_after is not None else True
-    return False
+def _backoff_within(budget_s: float) -> Callable[[Exception], bool | float]:
+    """Retry what is retriable, but give up when ``Retry-After`` outlasts the budget.
+
+    stamina checks its timeout before each wait, not against it: a ``Retry-After:
+    3600`` would otherwise park the poller for an hour past ``retry_timeout_s``.
+    """
+    deadline = time.monotonic() + budget_s
+
+    def backoff(exc: Exception) -> bool | float:
+        if not isinstance(exc, RetriableError):
+            return False
+        if exc.retry_after is None:
+            return True
+        return exc.retry_after if exc.retry_after <= deadline - time.monotonic() else False
+
+    return backoff
 
 
 async def fetch_json(
@@ -89,7 +104,7 @@ async def fetch_json(
 ) -> Fetched:
     """GET ``url`` and parse JSON, retrying 429/5xx/timeouts; raise BadResponse otherwise."""
     async for attempt in stamina.retry_context(
-        on=_backoff,
+        on=_backoff_within(cfg.retry_timeout_s),
         attempts=cfg.attempts,
         timeout=cfg.retry_timeout_s,
         wait_initial=cfg.wait_initial_s,
@@ -133,7 +148,14 @@ async def _fetch_once(
     except httpx.TransportError as exc:
         raise UpstreamUnavailable(f"{type(exc).__name__} from {url}: {exc}") from None
     parsed, lenient = parse_json(bytes(body), content_type, url)
-    return Fetched(url=url, fetched_at=datetime.now(UTC), body=parsed, nbytes=len(body), lenient=lenient)
+    return Fetched(
+        url=url,
+        fetched_at=datetime.now(UTC),
+        body=parsed,
+        nbytes=len(body),
+        lenient=lenient,
+        head=bytes(body[:PREVIEW_BYTES]),
+    )
 
 
 def parse_json(body: bytes, content_type: str, url: str) -> tuple[Any, bool]:
@@ -167,6 +189,9 @@ def parse_json(body: bytes, content_type: str, url: str) -> tuple[Any, bool]:
 
 def dump_item(item: Any, lenient: bool) -> bytes:
     """One upstream item back to JSON text, keeping NaN/Infinity literals if it had them."""
-    if lenient:
+    if not lenient:
+        return orjson.dumps(item)
+    try:
         return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()
-    return orjson.dumps(item)
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): keep it as an escape
+        return json.dumps(item, separators=(",", ":")).encode()

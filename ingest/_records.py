@@ -23,22 +23,29 @@ class Endpoint:
     id_key: str = "id"  # the item field that names it natively
     single: bool = False  # the value at items_at is one item, not a list
 
-    def items(self, body: Any, url: str) -> list[Any]:
-        """The items of a parsed body, or BadResponse saying what was found instead."""
+    def items(self, body: Any, url: str, *, head: bytes = b"") -> list[Any]:
+        """The items of a parsed body, or BadResponse saying what was found instead.
+
+        ``head`` (the start of the raw body) is kept in the error for its rejection.
+        """
         node = body
         where = "$"
         for key in self.items_at:
             if not isinstance(node, dict) or key not in node:
-                raise BadResponse(f"expected an object with {key!r} at {where} of {url}", url=url)
+                raise BadResponse(
+                    f"expected an object with {key!r} at {where} of {url}", url=url, body=head
+                )
             node = node[key]
             where += f".{key}"
         if self.single:
             if not isinstance(node, dict):
-                raise BadResponse(f"expected an object at {where} of {url}", url=url)
+                raise BadResponse(f"expected an object at {where} of {url}", url=url, body=head)
             return [node]
         if not isinstance(node, list):
             raise BadResponse(
-                f"expected a list at {where} of {url}, got {type(node).__name__}", url=url
+                f"expected a list at {where} of {url}, got {type(node).__name__}",
+                url=url,
+                body=head,
             )
         return node
 
@@ -48,11 +55,19 @@ class Endpoint:
         return str(value) if value is not None and value != "" else f"#{index}"
 
     def records(
-        self, body: Any, *, source: str, fetched_at: datetime, run_id: str,
-        lenient: bool = False, kind: RecordKind = "snapshot", url: str = "",
+        self,
+        body: Any,
+        *,
+        source: str,
+        fetched_at: datetime,
+        run_id: str,
+        lenient: bool = False,
+        kind: RecordKind = "snapshot",
+        url: str = "",
+        head: bytes = b"",
     ) -> Iterator[RawRecord]:
         """One RawRecord per item, payload re-serialised without changing its values."""
-        for index, item in enumerate(self.items(body, url or self.path)):
+        for index, item in enumerate(self.items(body, url or self.path, head=head)):
             yield RawRecord(
                 source=source,
                 endpoint=self.path,
@@ -76,7 +91,12 @@ async def collect_endpoints(
     for endpoint in endpoints:
         fetched: Fetched = await fetch_json(client, f"{cfg.base_url}{endpoint.path}", cfg)
         for record in endpoint.records(
-            fetched.body, source=source, fetched_at=fetched.fetched_at, run_id=run_id,
-            lenient=fetched.lenient, url=fetched.url,
+            fetched.body,
+            source=source,
+            fetched_at=fetched.fetched_at,
+            run_id=run_id,
+            lenient=fetched.lenient,
+            url=fetched.url,
+            head=fetched.head,
         ):
             yield record

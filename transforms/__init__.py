@@ -7,10 +7,13 @@ transform needs beyond the record comes in the :class:`Context`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
@@ -52,12 +55,42 @@ def apply(transform: Transform, record: RawRecord, ctx: Context) -> Result:
     """Run one transform; any failure becomes a Rejection with its reason."""
     try:
         return transform(record, ctx)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except msgspec.ValidationError as exc:
         return reject(record, "decode", f"undecodable item: {exc}")
+    except msgspec.DecodeError as exc:
+        return reject(record, "decode", f"undecodable item: {_non_finite(record.payload) or exc}")
     except ObservationError as exc:
         return reject(record, "validate", str(exc))
     except Exception as exc:  # noqa: BLE001 - a transform bug must not stop the daemon
         return reject(record, "validate", f"transform failed: {type(exc).__name__}: {exc}")
+
+
+def _non_finite(payload: bytes) -> str | None:
+    """Say where a payload holds NaN/Infinity literals, or None.
+
+    Strict JSON has no such literals, so msgspec reports only "invalid character
+    (byte N)"; the lenient fetch keeps them (see ``ingest._http.parse_json``) so
+    that the item is rejected on its own, and this names the field.
+    """
+    try:
+        item = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    found = [
+        f"{value!r} at `{path}`" for path, value in _floats(item, "$") if not math.isfinite(value)
+    ]
+    return f"not a finite number: {', '.join(found)}" if found else None
+
+
+def _floats(node: Any, path: str) -> Iterator[tuple[str, float]]:
+    if isinstance(node, float):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _floats(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _floats(value, f"{path}[{index}]")
 
 
 def floor_hour(moment: datetime) -> datetime:

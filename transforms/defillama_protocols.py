@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from transforms import Context, Result, floor_hour
@@ -47,3 +49,29 @@ def transform(record: RawRecord, ctx: Context) -> Result:
             }
         )
     ]
+
+
+class _Category(msgspec.Struct):
+    slug: str | None = None
+    category: str | None = None
+
+
+_decode_category = msgspec.json.Decoder(_Category).decode
+
+
+def categories(payloads: Iterable[bytes]) -> dict[str, str]:
+    """Protocol slug -> category from raw ``/protocols`` items, with or without a TVL.
+
+    The reference data that classifies pools: read from the raw items rather than the
+    observations, since a protocol whose TVL is null is rejected as an observation but
+    still names its category. Undecodable items are skipped (they are rejected anyway).
+    """
+    found: dict[str, str] = {}
+    for payload in payloads:
+        try:
+            row = _decode_category(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if row.slug and row.category:
+            found[row.slug] = row.category
+    return found

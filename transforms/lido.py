@@ -3,11 +3,14 @@
 Each point is ``{"timeUnix": <seconds>, "apr": <percent>}``; the point's own time is
 the observation time, so the ``/last`` point and the same point in ``/sma`` share a
 key and are stored once. stETH rewards accrue daily, hence daily compounding.
+
+A point dated before stETH existed, or after the response carrying it was fetched
+(beyond :data:`CLOCK_SKEW`), is a unit or clock error upstream and is rejected.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -17,6 +20,8 @@ from yieldstream.contracts import ObservationError, RawRecord, Strategy, Venue, 
 
 SOURCE = "lido"
 STETH = "0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84"
+LAUNCHED = datetime(2020, 12, 1, tzinfo=UTC)  # stETH went live in December 2020
+CLOCK_SKEW = timedelta(hours=1)  # how far Lido's clock may run ahead of ours
 
 
 class AprPoint(msgspec.Struct):
@@ -34,6 +39,11 @@ def transform(record: RawRecord, ctx: Context) -> Result:
         apy = apr_to_apy_pct(point.apr, DAILY)
     except (ValueError, OverflowError, OSError) as exc:
         raise ObservationError(f"unusable APR point: {exc}") from None
+    if not LAUNCHED <= observed_at <= record.fetched_at + CLOCK_SKEW:
+        raise ObservationError(
+            f"APR point time {observed_at.isoformat()} is not between stETH's launch "
+            f"({LAUNCHED.date()}) and its fetch ({record.fetched_at.isoformat()})"
+        )
     return [
         make_observation(
             {

@@ -14,8 +14,8 @@ def apr_to_apy_pct(apr_pct: float, periods_per_year: int = DAILY) -> float:
     The default ``n = 365`` matches rewards that accrue daily (stETH rebases once
     a day). Both sides are percent: ``apr_to_apy_pct(3.65)`` is ~3.7172.
 
-    Raises ``ValueError`` for a non-finite APR, ``n < 1``, or an APR at or below
-    ``-100 * n`` % (no real APY).
+    Raises ``ValueError`` for a non-finite APR, ``n < 1``, an APR at or below
+    ``-100 * n`` % (no real APY), or one whose APY is too large for a float.
     """
     if not math.isfinite(apr_pct):
         raise ValueError(f"APR must be finite, got {apr_pct!r}")
@@ -24,4 +24,10 @@ def apr_to_apy_pct(apr_pct: float, periods_per_year: int = DAILY) -> float:
     rate = apr_pct / 100.0 / periods_per_year
     if rate <= -1.0:
         raise ValueError(f"APR {apr_pct} % cannot compound {periods_per_year} times a year")
-    return math.expm1(periods_per_year * math.log1p(rate)) * 100.0
+    try:
+        apy_pct = math.expm1(periods_per_year * math.log1p(rate)) * 100.0
+    except OverflowError:
+        apy_pct = math.inf
+    if not math.isfinite(apy_pct):
+        raise ValueError(f"APR {apr_pct} % compounded {periods_per_year} times a year overflows")
+    return apy_pct

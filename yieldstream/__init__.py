@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     import duckdb
 
 
-def connect(data_dir: str | Path = "yieldstream-data", catalog: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    data_dir: str | Path = "yieldstream-data", catalog: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the store; safe while a daemon writes to it."""
     from sinks.lake import Store, open_reader
 

@@ -84,15 +84,25 @@ async def run_pipeline(
                 for name, cfg in configs.items()
             }
             pipeline = Pipeline(
-                sources=chosen, configs=configs, clients=clients, writer=writer,
-                bus=MemoryBus(settings.queue_batches), batch_size=settings.batch_size,
+                sources=chosen,
+                configs=configs,
+                clients=clients,
+                writer=writer,
+                bus=MemoryBus(settings.queue_batches),
+                batch_size=settings.batch_size,
             )
-            log.info("pipeline_started", sources=list(chosen), once=once,
-                     data_dir=str(settings.data_dir))
+            log.info(
+                "pipeline_started", sources=list(chosen), once=once, data_dir=str(settings.data_dir)
+            )
             stats = await pipeline.run(once=once, stop=stop)
-            log.info("pipeline_stopped", fetched=stats.fetched, stored=stats.stored,
-                     duplicates=stats.duplicates, rejected=stats.rejected,
-                     fetch_failures=stats.fetch_failures)
+            log.info(
+                "pipeline_stopped",
+                fetched=stats.fetched,
+                stored=stats.stored,
+                duplicates=stats.duplicates,
+                rejected=stats.rejected,
+                fetch_failures=stats.fetch_failures,
+            )
             return stats
     finally:
         if handle_signals:

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import sys
 import tempfile
-from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -22,11 +21,13 @@ from rich.table import Table
 from ingest._http import parse_json
 from sinks.lake import Store, open_reader
 from transforms import Context, apply
-from yieldstream import logs, settings as settings_mod
+from yieldstream import logs
+from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
 from yieldstream.contracts import Rejection
 from yieldstream.errors import BadResponse, ConfigError
-from yieldstream.registry import source as get_source, sources as all_sources
+from yieldstream.registry import source as get_source
+from yieldstream.registry import sources as all_sources
 from yieldstream.settings import Settings
 
 app = typer.Typer(
@@ -38,14 +39,25 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
+def _out() -> Console:
+    """stdout console; wide when piped, so tables are not squeezed into 80 columns."""
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
 class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
 
 
+def _error(message: str) -> None:
+    """One line on stderr; the message is printed as is (no markup: it may hold brackets)."""
+    err.print("[red]error:[/red] ", end="")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    _error(message)
     return typer.Exit(code)
 
 
@@ -79,7 +91,9 @@ def main_options(
 @app.command()
 def run(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="Run every source once, store, exit")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every source once, store, exit")
+    ] = False,
     source: Annotated[
         list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
     ] = None,
@@ -112,7 +126,7 @@ def _print_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format) 
         table = Table(*columns, show_lines=False)
         for row in rows:
             table.add_row(*("" if v is None else str(v) for v in row))
-        Console().print(table)
+        _out().print(table)
         err.print(f"{len(rows)} rows", highlight=False)
 
 
@@ -120,11 +134,13 @@ def _print_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format) 
 def sql(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="SQL to run against the store (read-only)")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json")] = Format.table,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="table, csv or json")
+    ] = Format.table,
 ) -> None:
     """Query the store read-only; safe while `yieldstream run` writes.
 
-    Example: yieldstream sql "SELECT protocol, symbol, apy_pct FROM latest_yields ORDER BY tvl_usd DESC LIMIT 10"
+    Example: yieldstream sql "SELECT protocol, apy_pct FROM latest_yields LIMIT 10"
     """
     settings = _settings(ctx)
     con = open_reader(store_of(settings))
@@ -142,8 +158,12 @@ def sql(
 @app.command()
 def parse(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A saved upstream response", exists=True,
-                                         dir_okay=False, readable=True)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A saved upstream response", exists=True, dir_okay=False, readable=True
+        ),
+    ],
     source: Annotated[str, typer.Option("--source", "-s", help="The source it came from")],
     categories: Annotated[
         Path | None,
@@ -165,12 +185,19 @@ def parse(
     body, lenient = _parse_file(file)
     records = None
     problems = []
-    for endpoint in src.endpoints:
+    # Most specific shape first: a /apr/sma body also has the object /apr/last expects.
+    for endpoint in sorted(src.endpoints, key=lambda e: -len(e.items_at)):
         try:
-            records = list(endpoint.records(
-                body, source=src.name, fetched_at=datetime.now(UTC), run_id="parse",
-                lenient=lenient, url=str(file),
-            ))
+            records = list(
+                endpoint.records(
+                    body,
+                    source=src.name,
+                    fetched_at=datetime.now(UTC),
+                    run_id="parse",
+                    lenient=lenient,
+                    url=str(file),
+                )
+            )
             break
         except BadResponse as exc:
             problems.append(str(exc))
@@ -182,15 +209,20 @@ def parse(
         result = apply(src.transform, record, ctx_data)
         if isinstance(result, Rejection):
             rejected += 1
-            err.print(f"rejected {record.native_id}: [{result.stage}] {result.reason}",
-                      highlight=False, soft_wrap=True)
+            err.print(
+                f"rejected {record.native_id}: [{result.stage}] {result.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             continue
         for obs in result:
             observed += 1
             out.write(msgspec.json.encode(obs) + b"\n")
     out.flush()
-    err.print(f"{len(records)} records: {observed} observations, {rejected} rejections",
-              highlight=False)
+    err.print(
+        f"{len(records)} records: {observed} observations, {rejected} rejections", highlight=False
+    )
 
 
 def _parse_file(file: Path) -> tuple[Any, bool]:
@@ -205,7 +237,8 @@ def _categories(file: Path) -> dict[str, str]:
     rows = body if isinstance(body, list) else []
     return {
         str(r["slug"]): str(r["category"])
-        for r in rows if isinstance(r, dict) and r.get("slug") and r.get("category")
+        for r in rows
+        if isinstance(r, dict) and r.get("slug") and r.get("category")
     }
 
 
@@ -238,18 +271,30 @@ def sources(ctx: typer.Context) -> None:
         finally:
             con.close()
         stats = {str(r[0]): r[1:] for r in rows}
-    table = Table("source", "enabled", "interval", "last fetch (UTC)", "last ok",
-                  "rows stored", "rejected", "failed fetches")
+    table = Table(
+        "source",
+        "enabled",
+        "interval",
+        "last fetch (UTC)",
+        "last ok",
+        "rows stored",
+        "rejected",
+        "failed fetches",
+    )
     for name in all_sources():
         cfg = settings.source_config(name)
         last, ok, rows_stored, rejected, failed = stats.get(name, (None, None, 0, 0, 0))
         table.add_row(
-            name, "yes" if cfg.enabled else "no", f"{cfg.interval_s:g}s",
+            name,
+            "yes" if cfg.enabled else "no",
+            f"{cfg.interval_s:g}s",
             last.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if last else "never",
             "" if ok is None else ("yes" if ok else "no"),
-            str(rows_stored), str(rejected), str(failed),
+            str(rows_stored),
+            str(rejected),
+            str(failed),
         )
-    Console().print(table)
+    _out().print(table)
 
 
 @app.command()
@@ -266,13 +311,16 @@ def demo(
     """
     from yieldstream.loopback import recorded_routes, serve
 
-    base = _settings(ctx, data_dir=data_dir)
-    target = data_dir or base.data_dir if (data_dir or (ctx.obj or {}).get("data_dir")) else None
+    # The demo is quiet unless asked: its output is the query result.
+    base = _settings(ctx, log_level=(ctx.obj or {}).get("log_level") or "warning")
+    target: Path | None = data_dir or (ctx.obj or {}).get("data_dir")
     with tempfile.TemporaryDirectory(prefix="yieldstream-demo-") as tmp:
         directory = Path(target) if target else Path(tmp)
         with serve(recorded_routes()) as (url, _hits):
-            cfg = {name: {**base.sources.get(name, {}), "base_url": url, "rate_per_s": 50.0}
-                   for name in all_sources()}
+            cfg = {
+                name: {**base.sources.get(name, {}), "base_url": url, "rate_per_s": 50.0}
+                for name in all_sources()
+            }
             settings = base.model_copy(update={"data_dir": directory, "sources": cfg})
             asyncio.run(run_pipeline(settings, once=True))
         con = open_reader(Store(directory))
@@ -289,18 +337,23 @@ def demo(
         finally:
             con.close()
         _print_result(columns, rows, Format.table)
-        where = directory if target else "a temporary directory (removed now)"
-        err.print(f"stored in {where}; try: yieldstream -d {directory} sql \"SELECT * FROM latest_yields\""
-                  if target else f"stored in {where}; pass --data-dir DIR to keep it",
-                  highlight=False)
+    if target:
+        err.print(
+            f'kept in {target}; try: yieldstream -d {target} sql "FROM latest_yields"',
+            highlight=False,
+        )
+    else:
+        err.print(
+            "stored in a temporary directory, now removed; --data-dir DIR keeps it", highlight=False
+        )
 
 
 def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(2)
 
 
-__all__ = ["app", "main", "replace"]
+__all__ = ["app", "main"]

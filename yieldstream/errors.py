@@ -71,7 +71,9 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(seconds, 3600.0)
 
 
-def error_for_status(status: int, url: str, retry_after: str | None = None) -> YieldstreamError | None:
+def error_for_status(
+    status: int, url: str, retry_after: str | None = None
+) -> YieldstreamError | None:
     """Map an HTTP status to the error the runner acts on (None for success)."""
     if 200 <= status < 300:
         return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -32,15 +32,17 @@ Route = Reply | Callable[[], Reply]
 
 
 class _Handler(BaseHTTPRequestHandler):
-    routes: Mapping[str, Route] = {}
-    hits: dict[str, int] = {}
+    routes: ClassVar[Mapping[str, Route]]
+    hits: ClassVar[dict[str, int]]
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         self.hits[path] = self.hits.get(path, 0) + 1
         route = self.routes.get(path)
-        reply = Reply(404, b'{"error":"not found"}') if route is None else (
-            route() if callable(route) else route
+        reply = (
+            Reply(404, b'{"error":"not found"}')
+            if route is None
+            else (route() if callable(route) else route)
         )
         if reply.delay_s:
             time.sleep(reply.delay_s)
@@ -55,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its deadline passed); nothing to do
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -66,7 +68,9 @@ def serve(routes: Mapping[str, Route]) -> Iterator[tuple[str, dict[str, int]]]:
     handler = type("Handler", (_Handler,), {"routes": dict(routes), "hits": hits})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="loopback", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", hits
@@ -94,12 +98,14 @@ def recorded_routes(root: Path | None = None) -> dict[str, Route]:
     for name in ("pools-stablecoin_quant.json", "pools-2records-from-cn-doc.json"):
         pools.extend(orjson.loads((root / "defillama-yields" / name).read_bytes())["data"])
     lido = root / "lido"
+    last, sma = "apr-last-from-mcp-test.json", "apr-sma-from-mcp-test.json"
     return {
         "/pools": Reply(body=orjson.dumps({"status": "success", "data": pools})),
         "/protocols": Reply(
-            body=(root / "defillama-protocols" / "protocols-rows-onchain-analytics-first6.json")
-            .read_bytes()
+            body=(
+                root / "defillama-protocols" / "protocols-rows-onchain-analytics-first6.json"
+            ).read_bytes()
         ),
-        "/v1/protocol/steth/apr/last": Reply(body=(lido / "apr-last-from-mcp-test.json").read_bytes()),
-        "/v1/protocol/steth/apr/sma": Reply(body=(lido / "apr-sma-from-mcp-test.json").read_bytes()),
+        "/v1/protocol/steth/apr/last": Reply(body=(lido / last).read_bytes()),
+        "/v1/protocol/steth/apr/sma": Reply(body=(lido / sma).read_bytes()),
     }

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-FETCHES = Counter(
-    "yieldstream_fetches", "Upstream fetch runs by outcome", ["source", "outcome"]
-)
+FETCHES = Counter("yieldstream_fetches", "Upstream fetch runs by outcome", ["source", "outcome"])
 RECORDS_FETCHED = Counter("yieldstream_records_fetched", "Raw records fetched", ["source"])
 OBSERVATIONS_STORED = Counter(
     "yieldstream_observations_stored", "New observations stored", ["source"]

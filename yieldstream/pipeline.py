@@ -31,6 +31,7 @@ import structlog
 from ingest._http import SourceConfig
 from sinks.writer import LakeWriter, Stored
 from transforms import Context, apply
+from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream import metrics
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
 from yieldstream.contracts import Observation, RawRecord, Rejection, record_id
@@ -141,8 +142,9 @@ class Pipeline:
         ]
         stopper = asyncio.create_task(stop.wait())
         polling = asyncio.gather(*pollers)
+        waiters: list[asyncio.Future[Any]] = [stopper, polling, *workers]
         try:
-            await asyncio.wait([stopper, polling, *workers], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for worker in workers:
                 if worker.done():  # a store failure: stop and report it
                     worker.result()
@@ -152,9 +154,9 @@ class Pipeline:
                 task.cancel()
             await asyncio.gather(polling, return_exceptions=True)
             log.info("pipeline_draining")
-            await self.bus.close(RAW)
             try:
                 async with asyncio.timeout(drain_timeout):
+                    await self.bus.close(RAW)
                     await asyncio.gather(*workers)
             except TimeoutError:
                 log.warning("drain_timeout", note="archived batches finish at next start")
@@ -205,8 +207,9 @@ class Pipeline:
         with structlog.contextvars.bound_contextvars(source=source.name, run_id=run_id):
             log.info("fetch_started")
             try:
-                async for record in source.collect(self.clients[source.name],
-                                                   self.configs[source.name], run_id):
+                async for record in source.collect(
+                    self.clients[source.name], self.configs[source.name], run_id
+                ):
                     batch.append(record)
                     count += 1
                     if len(batch) >= self.batch_size:
@@ -214,11 +217,19 @@ class Pipeline:
                         batch = []
             except (YieldstreamError, httpx.HTTPError) as exc:
                 error = str(exc)
-                log.warning("fetch_failed", error=error, error_type=type(exc).__name__,
-                            records=count)
+                log.warning(
+                    "fetch_failed", error=error, error_type=type(exc).__name__, records=count
+                )
                 if isinstance(exc, BadResponse):
-                    pending.append(await self._publish_outcome(
-                        self._fetch_rejection(source.name, started, exc)))
+                    pending.append(
+                        await self._publish_outcome(
+                            self._fetch_rejection(source.name, started, exc)
+                        )
+                    )
+            except Exception as exc:  # noqa: BLE001 - a collector bug must not stop the daemon
+                error = f"collector failed: {type(exc).__name__}: {exc}"
+                log.exception("fetch_failed", error=error, error_type=type(exc).__name__,
+                              records=count)
             if batch:
                 pending.append(await self._publish_raw(self._raw_batch(source, batch)))
             metrics.FETCHES.labels(source.name, "failed" if error else "ok").inc()
@@ -237,8 +248,13 @@ class Pipeline:
     @staticmethod
     def _fetch_rejection(source: str, started: datetime, exc: BadResponse) -> Outcome:
         rejection = Rejection(
-            source=source, endpoint=exc.url, stage="fetch", reason=str(exc),
-            native_id=None, payload=exc.body, rejected_at=datetime.now(UTC),
+            source=source,
+            endpoint=exc.url,
+            stage="fetch",
+            reason=str(exc),
+            native_id=None,
+            payload=exc.body,
+            rejected_at=datetime.now(UTC),
             raw_id=record_id(source, exc.url, started, "#response"),
         )
         return Outcome(None, source, 0, rejections=[rejection])
@@ -268,6 +284,8 @@ class Pipeline:
                 log.error("batch_source_unknown", note="kept in the archive for replay")
                 self._resolve(batch.batch_id)
             else:
+                if batch.source == PROTOCOLS:
+                    self._learn_categories(batch.records)
                 outcome = await asyncio.to_thread(transform_batch, batch, source, self._ctx)
                 await self.bus.publish(OBSERVATIONS, batch.source, outcome)
         await self.bus.commit(message)
@@ -276,8 +294,15 @@ class Pipeline:
         async for message in self.bus.subscribe(OBSERVATIONS):
             value = message.value
             if isinstance(value, FetchReport):
-                await self._on_store(self.writer.record_fetch, value.source, value.run_id,
-                                     value.started_at, value.ok, value.records, value.error)
+                await self._on_store(
+                    self.writer.record_fetch,
+                    value.source,
+                    value.run_id,
+                    value.started_at,
+                    value.ok,
+                    value.records,
+                    value.error,
+                )
             else:
                 await self._store(value)
             self._resolve(value.token)
@@ -285,8 +310,12 @@ class Pipeline:
 
     async def _store(self, outcome: Outcome) -> None:
         stored: Stored = await self._on_store(
-            self.writer.store, outcome.batch_id, outcome.source, outcome.records,
-            outcome.observations, outcome.rejections,
+            self.writer.store,
+            outcome.batch_id,
+            outcome.source,
+            outcome.records,
+            outcome.observations,
+            outcome.rejections,
         )
         name = outcome.source
         metrics.OBSERVATIONS_STORED.labels(name).inc(stored.observations)
@@ -297,16 +326,25 @@ class Pipeline:
         self.stats.duplicates += stored.duplicates
         self.stats.rejected += len(outcome.rejections)
         for rejection in outcome.rejections[:5]:
-            log.warning("record_rejected", source=name, stage=rejection.stage,
-                        reason=rejection.reason, native_id=rejection.native_id)
-        log.info("batch_stored", source=name, batch_id=outcome.batch_id,
-                 records=outcome.records, stored=stored.observations,
-                 duplicates=stored.duplicates, rejected=len(outcome.rejections))
-        if name == PROTOCOLS:
-            self._learn_categories(outcome.observations)
+            log.warning(
+                "record_rejected",
+                source=name,
+                stage=rejection.stage,
+                reason=rejection.reason,
+                native_id=rejection.native_id,
+            )
+        log.info(
+            "batch_stored",
+            source=name,
+            batch_id=outcome.batch_id,
+            records=outcome.records,
+            stored=stored.observations,
+            duplicates=stored.duplicates,
+            rejected=len(outcome.rejections),
+        )
 
-    def _learn_categories(self, observations: list[Observation]) -> None:
-        learned = {o.pool_id: o.category for o in observations if o.category}
+    def _learn_categories(self, records: list[RawRecord]) -> None:
+        learned = protocol_categories(r.payload for r in records)
         if learned:
             self._ctx = Context(MappingProxyType({**self._ctx.categories, **learned}))
 

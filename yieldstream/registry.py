@@ -26,6 +26,7 @@ from yieldstream.errors import ConfigError
 
 Collect = Callable[[httpx.AsyncClient, Any, str], AsyncIterator[RawRecord]]
 
+
 @dataclass(frozen=True, slots=True)
 class Source:
     name: str

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _source_names(cls, value: Any) -> Any:
+        """Env variables cannot hold ``-``: ``DEFILLAMA_YIELDS`` is ``defillama-yields``."""
+        if isinstance(value, dict):
+            return {str(k).lower().replace("_", "-"): v for k, v in value.items()}
+        return value
+
     @model_validator(mode="after")
     def _known_sources(self) -> Settings:
         for name in self.sources:
@@ -60,10 +68,6 @@ class Settings(BaseSettings):
             return model.model_validate(self.sources.get(name, {}))
         except ValidationError as exc:
             raise ConfigError(describe(exc, prefix=f"sources.{name}")) from None
-
-    @property
-    def config_file(self) -> Path:
-        return Path(os.environ.get("YIELDSTREAM_CONFIG", DEFAULT_CONFIG))
 
     @classmethod
     def settings_customise_sources(
@@ -85,10 +89,7 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
     env = "YIELDSTREAM_" + path.upper().replace(".", "__").replace("-", "_")
     got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return (
-        f"setting {path}: {err['msg']}{got}{more}; "
-        f"fix it in yieldstream.toml or {env}"
-    )
+    return f"setting {path}: {err['msg']}{got}{more}; fix it in yieldstream.toml or {env}"
 
 
 def load(**overrides: Any) -> Settings:
