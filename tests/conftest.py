@@ -22,10 +22,23 @@ def recorded(source: str, name: str) -> bytes:
     return (FIXTURES / source / name).read_bytes()
 
 
-def raw(source: str, payload: bytes, *, endpoint: str = "/x", native_id: str = "n1",
-        fetched_at: datetime = FETCHED_AT) -> RawRecord:
-    return RawRecord(source=source, endpoint=endpoint, fetched_at=fetched_at, run_id="test",
-                     kind="snapshot", native_id=native_id, payload=payload)
+def raw(
+    source: str,
+    payload: bytes,
+    *,
+    endpoint: str = "/x",
+    native_id: str = "n1",
+    fetched_at: datetime = FETCHED_AT,
+) -> RawRecord:
+    return RawRecord(
+        source=source,
+        endpoint=endpoint,
+        fetched_at=fetched_at,
+        run_id="test",
+        kind="snapshot",
+        native_id=native_id,
+        payload=payload,
+    )
 
 
 @pytest.fixture
@@ -35,14 +48,22 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     Retries are fast (short waits) so that failure tests run in seconds.
     """
 
-    def factory(base_url: str, *, data_dir: Path | None = None,
-                source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                **kwargs: Any) -> Settings:
+    def factory(
+        base_url: str,
+        *,
+        data_dir: Path | None = None,
+        source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Settings:
         sources = {}
         for name in ("defillama-yields", "defillama-protocols", "lido"):
             sources[name] = {
-                "base_url": base_url, "rate_per_s": 100.0, "wait_initial_s": 0.01,
-                "wait_max_s": 0.2, "deadline_s": 5.0, "attempts": 3,
+                "base_url": base_url,
+                "rate_per_s": 100.0,
+                "wait_initial_s": 0.01,
+                "wait_max_s": 0.2,
+                "deadline_s": 5.0,
+                "attempts": 3,
                 **(source_overrides or {}).get(name, {}),
             }
         return Settings(data_dir=data_dir or tmp_path / "data", sources=sources, **kwargs)

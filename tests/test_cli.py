@@ -153,8 +153,11 @@ def test_sql_on_a_missing_store_says_how_to_fix_it(tmp_path: Path) -> None:
 def test_sources_shows_last_fetch_rows_and_failures(stored: dict[str, str]) -> None:
     result = yieldstream_cmd("sources", env=stored)
     assert result.returncode == 0, result.stderr
-    lines = {line.split("│")[1].strip(): line for line in result.stdout.splitlines()
-             if line.startswith("│")}
+    lines = {
+        line.split("│")[1].strip(): line
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    }
     assert set(lines) == set(SOURCES)
     assert "│ 7 " in lines["defillama-yields"]
     assert "never" not in lines["lido"]
@@ -174,8 +177,11 @@ def test_demo_prints_stored_yields(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "args", "names"),
     [
-        ({"YIELDSTREAM_SOURCES__LIDO__INTERVAL_S": "-1"}, ["sources"],
-         "YIELDSTREAM_SOURCES__LIDO__INTERVAL_S"),
+        (
+            {"YIELDSTREAM_SOURCES__LIDO__INTERVAL_S": "-1"},
+            ["sources"],
+            "YIELDSTREAM_SOURCES__LIDO__INTERVAL_S",
+        ),
         ({"YIELDSTREAM_BATCH_SIZE": "many"}, ["sources"], "batch_size"),
         ({"YIELDSTREAM_SOURCES__NOPE__BASE_URL": "http://x"}, ["sources"], "'nope'"),
         ({}, ["run", "--once", "--source", "nope"], "known sources: defillama-protocols"),

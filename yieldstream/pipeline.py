@@ -226,10 +226,11 @@ class Pipeline:
                             self._fetch_rejection(source.name, started, exc)
                         )
                     )
-            except Exception as exc:  # noqa: BLE001 - a collector bug must not stop the daemon
+            except Exception as exc:  # a collector bug must not stop the daemon
                 error = f"collector failed: {type(exc).__name__}: {exc}"
-                log.exception("fetch_failed", error=error, error_type=type(exc).__name__,
-                              records=count)
+                log.exception(
+                    "fetch_failed", error=error, error_type=type(exc).__name__, records=count
+                )
             if batch:
                 pending.append(await self._publish_raw(self._raw_batch(source, batch)))
             metrics.FETCHES.labels(source.name, "failed" if error else "ok").inc()
