@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -56,22 +55,14 @@ def counts(data_dir: Path) -> dict[str, int]:
     return {str(source): int(n) for source, n in rows}
 
 
-def away_from_hour_boundary() -> None:
-    """DefiLlama rows are keyed by fetch hour: keep two runs within one hour."""
-    now = datetime.now(UTC)
-    if now.minute == 59 and now.second >= 50:
-        time.sleep(61 - now.second)
-
-
 StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
 
 
 def test_run_once_stores_every_source_and_a_second_run_adds_nothing(
-    loopback: StartServer, tmp_path: Path
+    loopback: StartServer, tmp_path: Path, steady_hour: None
 ) -> None:
     url, hits = loopback(None)
     env = env_for(url, tmp_path / "data")
-    away_from_hour_boundary()
 
     first = yieldstream_cmd("run", "--once", env=env)
     assert first.returncode == 0, first.stderr

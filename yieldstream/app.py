@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 import httpx
+import prometheus_client
 import structlog
 from aiolimiter import AsyncLimiter
 
@@ -76,6 +77,8 @@ async def run_pipeline(
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    if settings.metrics_port is not None:
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
     writer = LakeWriter(store_of(settings), compact_every=settings.compact_every)
     try:
         async with AsyncExitStack() as stack:

@@ -42,7 +42,10 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve Prometheus metrics on this port (run only)"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("sources", mode="before")

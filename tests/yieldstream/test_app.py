@@ -1,0 +1,64 @@
+"""The embedded daemon wired by yieldstream.app: metrics, stop signal, sources."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from yieldstream.app import run_pipeline
+from yieldstream.loopback import Reply, Route, recorded_routes
+from yieldstream.settings import Settings
+
+StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_metrics_count_fetched_stored_and_rejected(
+    loopback: StartServer, make_settings: Callable[..., Settings]
+) -> None:
+    url, _ = loopback(None)
+    port = free_port()
+    settings = make_settings(url, metrics_port=port)
+    stats = await run_pipeline(settings, once=True, handle_signals=False)
+    assert stats.stored == 21
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert 'yieldstream_observations_stored_total{source="lido"}' in text
+    assert 'yieldstream_fetches_total{outcome="ok",source="defillama-yields"}' in text
+
+
+async def test_daemon_polls_again_after_its_interval_and_stops_on_request(
+    loopback: StartServer, make_settings: Callable[..., Settings], steady_hour: None
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    routes = recorded_routes()
+    pools = routes["/pools"]
+    assert isinstance(pools, Reply)
+    calls = 0
+
+    def third_poll_stops() -> Reply:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            loop.call_soon_threadsafe(stop.set)
+        return pools
+
+    url, _ = loopback({**routes, "/pools": third_poll_stops})
+    names = ("defillama-yields", "defillama-protocols", "lido")
+    settings = make_settings(url, source_overrides={n: {"interval_s": 0.2} for n in names})
+    stats = await asyncio.wait_for(
+        run_pipeline(settings, once=False, stop=stop, handle_signals=False), timeout=10
+    )
+    assert calls == 3
+    assert stats.fetch_failures == 0
+    assert stats.stored == 21  # later polls within the same hour add nothing
+    assert stats.duplicates >= 2 * 7
