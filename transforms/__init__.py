@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -93,6 +94,7 @@ def _floats(node: Any, path: str) -> Iterator[tuple[str, float]]:
             yield from _floats(value, f"{path}[{index}]")
 
 
+@lru_cache(maxsize=256)  # a batch shares one fetch time: compute it once
 def floor_hour(moment: datetime) -> datetime:
     """The start of the UTC hour holding ``moment``.
 

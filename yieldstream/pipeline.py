@@ -276,18 +276,35 @@ class Pipeline:
             await self.bus.close(OBSERVATIONS)
 
     async def _transform_one(self, message: Message) -> None:
+        """Archive and transform one raw batch; publish its outcome once archived.
+
+        The archive and the transform run at the same time (the archive on the store
+        thread, the transform on another): raw first means the outcome is not stored
+        before the raw records are durable, which holds since it is published only
+        after the archive committed.
+        """
         batch: RawBatch = message.value
         source = self.sources.get(batch.source)
         with structlog.contextvars.bound_contextvars(source=batch.source, batch_id=batch.batch_id):
+            archiving = None
             if not batch.archived:
-                await self._on_store(self.writer.archive, batch.batch_id, batch.records)
-            if source is None:
-                log.error("batch_source_unknown", note="kept in the archive for replay")
+                archiving = asyncio.ensure_future(
+                    self._on_store(self.writer.archive, batch.batch_id, batch.records)
+                )
+            outcome = None
+            try:
+                if source is None:
+                    log.error("batch_source_unknown", note="kept in the archive for replay")
+                else:
+                    if batch.source == PROTOCOLS:
+                        self._learn_categories(batch.records)
+                    outcome = await asyncio.to_thread(transform_batch, batch, source, self._ctx)
+            finally:
+                if archiving is not None:
+                    await archiving  # raises if the archive failed: nothing is published
+            if outcome is None:
                 self._resolve(batch.batch_id)
             else:
-                if batch.source == PROTOCOLS:
-                    self._learn_categories(batch.records)
-                outcome = await asyncio.to_thread(transform_batch, batch, source, self._ctx)
                 await self.bus.publish(OBSERVATIONS, batch.source, outcome)
         await self.bus.commit(message)
 
