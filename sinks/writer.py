@@ -11,8 +11,10 @@ Two transactions per batch, the order the delivery guarantee rests on:
    rejections whose ``raw_id`` is new, and journals the batch as ``stored``: one
    transaction, so a batch is stored whole or not at all.
 
-Every :attr:`compact_every` commits the writer merges small Parquet files and
-flushes inlined rows (DuckLake's own maintenance functions), so readers stay fast.
+Every :attr:`compact_every` commits the writer merges small Parquet files
+(DuckLake's own maintenance functions), so readers stay fast. Files merged away
+are deleted only once no snapshot younger than :data:`KEEP` needs them, so a
+query that started before a compaction still finds its files.
 
 Not thread-safe: the pipeline drives one writer from one thread.
 """
@@ -22,13 +24,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 import structlog
 
-from sinks.lake import LAKE, Store, open_writer
+from sinks.lake import LAKE, CatalogHold, Store, open_writer
+from transforms.defillama_protocols import SOURCE as PROTOCOLS
+from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream.contracts import Observation, RawRecord, Rejection
 
 log = structlog.get_logger(__name__)
@@ -59,6 +63,8 @@ _OBS_SCHEMA = pa.schema(
     ]
 )
 _OBS_FIELDS = tuple(_OBS_SCHEMA.names)
+# Snapshots (and the files only they use) are kept at least this long for readers.
+KEEP = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +124,18 @@ class LakeWriter:
 
     def __init__(self, store: Store, *, compact_every: int = 32) -> None:
         self.store_location = store
-        self.con = open_writer(store)
+        self._hold = CatalogHold(store)
+        try:
+            self.con = open_writer(store)
+        except BaseException:
+            self._hold.close()
+            raise
         self.compact_every = compact_every
         self._commits = 0
 
     def close(self) -> None:
         self.con.close()
+        self._hold.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -137,15 +149,27 @@ class LakeWriter:
         con.execute("COMMIT")
         self._commits += 1
 
-    def _journal(self, con: duckdb.DuckDBPyConnection, batch_id: str, stage: str,
-                 source: str, records: int, stored: Stored | None = None) -> None:
+    def _journal(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batch_id: str,
+        stage: str,
+        source: str,
+        records: int,
+        stored: Stored | None = None,
+    ) -> None:
         con.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [batch_id, stage, source, records,
-             stored.observations if stored else None,
-             stored.duplicates if stored else None,
-             stored.rejections if stored else None,
-             datetime.now(UTC)],
+            [
+                batch_id,
+                stage,
+                source,
+                records,
+                stored.observations if stored else None,
+                stored.duplicates if stored else None,
+                stored.rejections if stored else None,
+                datetime.now(UTC),
+            ],
         )
 
     def archive(self, batch_id: str, records: Sequence[RawRecord]) -> bool:
@@ -164,9 +188,14 @@ class LakeWriter:
             self._journal(con, batch_id, "archived", records[0].source, len(records))
         return True
 
-    def store(self, batch_id: str | None, source: str, records: int,
-              observations: Sequence[Observation],
-              rejections: Sequence[Rejection]) -> Stored:
+    def store(
+        self,
+        batch_id: str | None,
+        source: str,
+        records: int,
+        observations: Sequence[Observation],
+        rejections: Sequence[Rejection],
+    ) -> Stored:
         """Append new observations and rejections; journal the batch as stored."""
         with self._transaction() as con:
             added = 0
@@ -206,8 +235,15 @@ class LakeWriter:
         self.maybe_compact()
         return result
 
-    def record_fetch(self, source: str, run_id: str, started_at: datetime, ok: bool,
-                     records: int, error: str | None) -> None:
+    def record_fetch(
+        self,
+        source: str,
+        run_id: str,
+        started_at: datetime,
+        ok: bool,
+        records: int,
+        error: str | None,
+    ) -> None:
         self.con.execute(
             "INSERT INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?)",
             [source, run_id, started_at, datetime.now(UTC), ok, records, error],
@@ -234,35 +270,58 @@ class LakeWriter:
             [batch_id],
         ).fetchall()
         return [
-            RawRecord(source=r[0], endpoint=r[1], fetched_at=r[2].astimezone(UTC), run_id=r[3],
-                      kind=r[4], native_id=r[5], payload=r[6].encode())
+            RawRecord(
+                source=r[0],
+                endpoint=r[1],
+                fetched_at=r[2].astimezone(UTC),
+                run_id=r[3],
+                kind=r[4],
+                native_id=r[5],
+                payload=r[6].encode(),
+            )
             for r in rows
         ]
 
     def categories(self) -> dict[str, str]:
-        """Protocol slug -> DefiLlama category, from the newest stored protocol rows."""
+        """Protocol slug -> DefiLlama category, from the newest archived protocol items.
+
+        The raw items, as the pipeline learns categories during a run: a protocol whose
+        TVL is null is rejected as an observation but still names its category. Only
+        the day of fetches up to the newest is read, not the whole archive.
+        """
         rows = self.con.execute(
             """
-            SELECT pool_id, arg_max(category, observed_at) FROM observations
-            WHERE source = 'defillama-protocols' AND category IS NOT NULL
-            GROUP BY pool_id
-            """
+            SELECT arg_max(payload, fetched_at) FROM raw_records
+            WHERE source = $source AND fetched_at >= (
+                SELECT max(fetched_at) - INTERVAL 1 DAY FROM raw_records WHERE source = $source)
+            GROUP BY native_id
+            """,
+            {"source": PROTOCOLS},
         ).fetchall()
-        return {str(r[0]): str(r[1]) for r in rows}
+        return protocol_categories(str(r[0]).encode() for r in rows)
 
     def maybe_compact(self) -> None:
         if self._commits >= self.compact_every:
             self.compact()
 
     def compact(self) -> None:
-        """Flush inlined rows and merge small Parquet files (DuckLake maintenance)."""
+        """Merge small Parquet files; delete the files no snapshot kept needs."""
         self._commits = 0
-        self.con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
         self.con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
-        self.con.execute(
-            f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL 1 HOUR)"
-        )
-        self.con.execute(
-            f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL 1 HOUR)"
-        )
+        cutoff = retention_cutoff(datetime.now(UTC))
+        self.con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?)", [cutoff])
+        self.con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", [cutoff])
         log.info("store_compacted")
+
+
+def retention_cutoff(now: datetime) -> datetime:
+    """The ``older_than`` to give DuckLake's expiry and cleanup: :data:`KEEP` or more ago.
+
+    With a SQLite catalog, DuckLake 0.3 (DuckDB 1.4.4) compares these times by UTC
+    date only: ``older_than => now() - INTERVAL 1 HOUR`` expired every snapshot of
+    the day and deleted files merged away a moment before, under running queries.
+    Passing the last microsecond of the day before ``now - KEEP`` keeps everything
+    from that day on, whichever way the times are compared.
+    """
+    day = (now - KEEP).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(microseconds=1)

@@ -1,0 +1,140 @@
+"""Store tests on the real DuckDB/DuckLake engine, and what the process tests share.
+
+The process tests (``test_kill``, ``test_readers``) run the daemon as a real process
+against a loopback server whose ``/pools`` answers a new snapshot on every call:
+recorded real pool records under new pool ids, so every fetch creates new keys.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sinks.lake import Store
+from sinks.writer import LakeWriter
+from yieldstream.loopback import Reply, Route, recorded_routes
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
+SOURCES = ("defillama-yields", "defillama-protocols", "lido")
+POOLS_PER_RESPONSE = 5_000
+
+# Raw /pools records and stored observations, keyed the way the transform keys them:
+# DefiLlama's observed_at is the fetch time floored to the hour.
+RAW_POOL_KEYS = """
+    SELECT DISTINCT source, native_id AS pool_id, date_trunc('hour', fetched_at) AS observed_at
+    FROM raw_records WHERE source = 'defillama-yields' AND endpoint = '/pools'
+"""
+STORED_POOL_KEYS = """
+    SELECT source, pool_id, observed_at FROM observations WHERE source = 'defillama-yields'
+"""
+
+
+def recorded_pools() -> list[dict[str, Any]]:
+    """Every recorded real ``/pools`` item."""
+    items: list[dict[str, Any]] = []
+    for name in ("pools-stablecoin_quant.json", "pools-2records-from-cn-doc.json"):
+        items.extend(orjson.loads((FIXTURES / "defillama-yields" / name).read_bytes())["data"])
+    return items
+
+
+class FreshPools:
+    """A ``/pools`` route answering ``size`` recorded items under new pool ids each call."""
+
+    def __init__(self, size: int = POOLS_PER_RESPONSE) -> None:
+        self.size = size
+        self.calls = 0
+        self._template = recorded_pools()
+        self._next = itertools.count()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Reply:
+        with self._lock:
+            snapshot = next(self._next)
+            self.calls += 1
+        items = [
+            {**self._template[i % len(self._template)], "pool": f"fresh-{snapshot:05d}-{i:05d}"}
+            for i in range(self.size)
+        ]
+        return Reply(body=orjson.dumps({"status": "success", "data": items}))
+
+
+def routes_with(pools: FreshPools) -> dict[str, Route]:
+    """Every recorded response at its real path, with ``/pools`` answering ``pools``."""
+    return {**recorded_routes(), "/pools": pools}
+
+
+def daemon_env(base_url: str, data_dir: Path, *, interval_s: float = 0.3) -> dict[str, str]:
+    """The environment of a daemon polling every source at ``base_url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIELDSTREAM_")}
+    env.update(
+        YIELDSTREAM_DATA_DIR=str(data_dir),
+        YIELDSTREAM_LOG_FORMAT="json",
+        YIELDSTREAM_BATCH_SIZE="2000",  # several batches per fetch: more places to die
+        YIELDSTREAM_COMPACT_EVERY="8",  # compactions get killed too
+    )
+    for name in SOURCES:
+        key = f"YIELDSTREAM_SOURCES__{name.upper().replace('-', '_')}"
+        env[f"{key}__BASE_URL"] = base_url
+        env[f"{key}__INTERVAL_S"] = str(interval_s)
+        env[f"{key}__RATE_PER_S"] = "100"
+    return env
+
+
+def yieldstream_exe() -> str:
+    """The installed ``yieldstream`` script of the running interpreter's environment."""
+    return str(Path(sys.executable).with_name("yieldstream"))
+
+
+@contextmanager
+def daemon(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``yieldstream run ARGS`` in its own process, logging (JSON lines) to ``log``.
+
+    Killed on the way out if the test left it running.
+    """
+    with log.open("ab") as sink:
+        proc = subprocess.Popen(
+            [yieldstream_exe(), "run", *args],
+            env=env,
+            cwd=log.parent,  # no yieldstream.toml of the checkout gets read
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float = 10.0) -> int:
+    """Send ``sig``; the exit code, or TimeoutExpired when the process outlives ``timeout``."""
+    proc.send_signal(sig)
+    return proc.wait(timeout)
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    """The end of a daemon log, for assertion messages."""
+    text = log.read_text(errors="replace") if log.exists() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def pending(data_dir: Path) -> list[str]:
+    """The batches archived but not stored, as a restarting daemon would find them."""
+    writer = LakeWriter(Store(data_dir))
+    try:
+        return writer.pending()
+    finally:
+        writer.close()

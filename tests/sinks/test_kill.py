@@ -1,0 +1,191 @@
+"""The daemon killed with SIGKILL at random moments loses and duplicates nothing.
+
+A real ``yieldstream run`` process polls a loopback server whose ``/pools`` has new
+pool ids on every call, so every fetch adds new keys. It is killed with ``kill -9``
+again and again, restarted each time, then finishes with a clean ``run --once``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import yieldstream
+from tests.sinks import (
+    RAW_POOL_KEYS,
+    STORED_POOL_KEYS,
+    FreshPools,
+    StartServer,
+    daemon,
+    daemon_env,
+    pending,
+    routes_with,
+    stop,
+    tail,
+)
+
+pytestmark = pytest.mark.slow
+
+KILLS = 10
+
+
+def archived_ids(data_dir: Path) -> set[str]:
+    con = yieldstream.connect(data_dir)
+    try:
+        return {str(r[0]) for r in con.execute("SELECT raw_id FROM raw_records").fetchall()}
+    finally:
+        con.close()
+
+
+def store_report(data_dir: Path) -> dict[str, int]:
+    """Counts over the store, the pool keys of raw records vs observations among them."""
+    con = yieldstream.connect(data_dir)
+    try:
+        row = con.execute(f"""
+            SELECT (SELECT count(*) FROM raw_records),
+                   (SELECT count(DISTINCT raw_id) FROM raw_records),
+                   (SELECT count(*) FROM ({RAW_POOL_KEYS})),
+                   (SELECT count(*) FROM ({STORED_POOL_KEYS})),
+                   (SELECT count(*) FROM (SELECT DISTINCT * FROM ({STORED_POOL_KEYS}))),
+                   (SELECT count(*) FROM ({RAW_POOL_KEYS} EXCEPT {STORED_POOL_KEYS})),
+                   (SELECT count(*) FROM ({STORED_POOL_KEYS} EXCEPT {RAW_POOL_KEYS})),
+                   (SELECT count(*) FROM rejections WHERE source = 'defillama-yields'),
+                   (SELECT count(*) FROM observations)
+        """).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    names = (
+        "raw",
+        "raw_ids",
+        "pool_keys_raw",
+        "pool_observations",
+        "pool_keys_stored",
+        "raw_not_stored",
+        "stored_not_raw",
+        "pool_rejections",
+        "observations",
+    )
+    return dict(zip(names, map(int, row), strict=True))
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
+    loopback: StartServer, tmp_path: Path
+) -> None:
+    seed = int(os.environ.get("KILL_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    pools = FreshPools()
+    url, _hits = loopback(routes_with(pools))
+    data_dir = tmp_path / "data"
+    env = daemon_env(url, data_dir)
+    log = tmp_path / "daemon.log"
+    archived: set[str] = set()
+    counts: list[int] = []
+    left_pending = 0
+
+    for kill in range(KILLS):
+        with daemon(env, log) as proc:
+            time.sleep(rng.uniform(0.5, 3.5))
+            assert proc.poll() is None, f"daemon died on its own (kill {kill}):\n{tail(log)}"
+            stop(proc, signal.SIGKILL)
+        # What the next start finds (a writer also finishes a store killed mid-creation).
+        left_pending += bool(pending(data_dir))
+        now = archived_ids(data_dir)
+        lost = archived - now
+        assert not lost, f"kill {kill} (seed {seed}): {len(lost)} archived records lost"
+        archived = now
+        counts.append(len(now))
+
+    with daemon(env, log, "--once") as proc:
+        assert proc.wait(60) == 0, tail(log)
+    report = store_report(data_dir)
+    print(
+        f"seed={seed} kills={KILLS} (leaving archived-not-stored batches: {left_pending}) "
+        f"/pools responses={pools.calls} raw records per kill={counts} "
+        f"final: {report}"
+    )
+
+    assert counts == sorted(counts)
+    assert pending(data_dir) == []
+    assert archived <= archived_ids(data_dir)
+    assert report["raw"] == report["raw_ids"]  # no record archived twice
+    assert report["pool_rejections"] == 0
+    assert report["raw_not_stored"] == 0, report  # every archived pool became an observation
+    assert report["stored_not_raw"] == 0, report  # and no observation came from elsewhere
+    assert report["pool_observations"] == report["pool_keys_stored"], report  # none twice
+    assert report["pool_observations"] == report["pool_keys_raw"] > 0
+    assert '"level":"error"' not in log.read_text()
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_the_daemon_cleanly(loopback: StartServer, tmp_path: Path) -> None:
+    pools = FreshPools()
+    url, _hits = loopback(routes_with(pools))
+    data_dir = tmp_path / "data"
+    log = tmp_path / "daemon.log"
+    with daemon(daemon_env(url, data_dir), log) as proc:
+        deadline = time.monotonic() + 30
+        while pools.calls < 3 and time.monotonic() < deadline:  # busy fetching and storing
+            time.sleep(0.1)
+        assert proc.poll() is None, tail(log)
+
+        started = time.monotonic()
+        assert stop(proc, signal.SIGTERM, timeout=10) == 0, tail(log)
+        took = time.monotonic() - started
+        print(f"stopped {took:.2f}s after SIGTERM; /pools responses {pools.calls}")
+
+    assert pending(data_dir) == []
+    report = store_report(data_dir)
+    assert report["raw_not_stored"] == report["stored_not_raw"] == 0, report
+    assert report["pool_observations"] == report["pool_keys_stored"] > 0, report
+    assert '"level":"error"' not in log.read_text()
+
+
+def _events(log: Path, event: str, source: str) -> int:
+    lines = (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
+    return sum(1 for e in lines if e.get("event") == event and e.get("source") == source)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="yieldstream/pipeline.py cancels pollers mid-cycle on SIGTERM: the records of a "
+    "fetched response not yet published are dropped, never archived",
+)
+@pytest.mark.timeout(60)
+def test_sigterm_mid_fetch_archives_the_whole_response(
+    loopback: StartServer, tmp_path: Path
+) -> None:
+    pools = FreshPools(20_000)  # ten batches of 2,000 per response
+    url, _hits = loopback(routes_with(pools))
+    data_dir = tmp_path / "data"
+    log = tmp_path / "daemon.log"
+    with daemon(daemon_env(url, data_dir), log) as proc:
+        deadline = time.monotonic() + 30
+        # In the middle of the second /pools cycle: fetched, partly stored.
+        while not (
+            _events(log, "fetch_finished", "defillama-yields") == 1
+            and _events(log, "batch_stored", "defillama-yields") > 10
+        ):
+            assert time.monotonic() < deadline, tail(log)
+            time.sleep(0.02)
+        assert stop(proc, signal.SIGTERM) == 0, tail(log)
+
+    con = yieldstream.connect(data_dir)
+    try:
+        row = con.execute(
+            "SELECT count(*) FROM raw_records WHERE source = 'defillama-yields'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    print(
+        f"/pools responses {pools.calls}, records served {pools.calls * 20_000}, archived {row[0]}"
+    )
+    assert row[0] == pools.calls * 20_000
