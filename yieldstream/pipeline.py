@@ -17,6 +17,7 @@ stored (a kill came between) are transformed and stored first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -122,14 +123,25 @@ class Pipeline:
         self._done: dict[str, asyncio.Future[None]] = {}
         self._first_cycle = {name: asyncio.Event() for name in sources}
         self._ctx = Context()
+        self._stop = asyncio.Event()
 
     async def _on_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     # --- running -------------------------------------------------------------
 
-    async def run(self, *, once: bool, stop: asyncio.Event, drain_timeout: float = 8.0) -> RunStats:
-        """Run until ``stop`` is set (or, with ``once``, until every source ran once)."""
+    async def run(
+        self, *, once: bool, stop: asyncio.Event, shutdown_timeout: float = 9.0
+    ) -> RunStats:
+        """Run until ``stop`` is set (or, with ``once``, until every source ran once).
+
+        On ``stop`` no new cycle starts; a cycle that is publishing a fetched response
+        finishes it (a fetched snapshot cannot be fetched again), one still waiting
+        for its upstream is cancelled after a grace period; then the queued batches
+        are archived, transformed and stored. All of it within ``shutdown_timeout``:
+        past it, what is archived but not stored is finished at the next start.
+        """
+        self._stop = stop
         self._ctx = Context(MappingProxyType(await self._on_store(self.writer.categories)))
         workers = [
             asyncio.create_task(self._transformer(), name="transformer"),
@@ -149,13 +161,17 @@ class Pipeline:
                 if worker.done():  # a store failure: stop and report it
                     worker.result()
         finally:
+            stop.set()
             stopper.cancel()
+            deadline = asyncio.get_running_loop().time() + shutdown_timeout
+            log.info("pipeline_draining")
+            # Cycles publishing a response finish it; those waiting upstream give up.
+            await asyncio.wait(pollers, timeout=shutdown_timeout / 2)
             for task in pollers:
                 task.cancel()
             await asyncio.gather(polling, return_exceptions=True)
-            log.info("pipeline_draining")
             try:
-                async with asyncio.timeout(drain_timeout):
+                async with asyncio.timeout_at(deadline):
                     await self.bus.close(RAW)
                     await asyncio.gather(*workers)
             except TimeoutError:
@@ -188,14 +204,15 @@ class Pipeline:
         for dependency in source.after:
             if dependency in self._first_cycle:
                 await self._first_cycle[dependency].wait()
-        while True:
+        while not self._stop.is_set():
             try:
                 await self._cycle(source)
             finally:
                 self._first_cycle[name].set()
             if once:
                 return
-            await asyncio.sleep(self.configs[name].interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.configs[name].interval_s)
 
     async def _cycle(self, source: Source) -> None:
         run_id = uuid.uuid4().hex
