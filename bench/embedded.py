@@ -51,7 +51,9 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _run_ours(input_path: Path, data_dir: Path, batch_size: int) -> dict[str, Any]:
+async def _run_ours(
+    input_path: Path, data_dir: Path, batch_size: int, processes: int
+) -> dict[str, Any]:
     import transforms.defillama_yields as transform
     from ingest.defillama_yields import ENDPOINTS, Config
     from sinks.lake import Store
@@ -60,19 +62,23 @@ async def _run_ours(input_path: Path, data_dir: Path, batch_size: int) -> dict[s
     from yieldstream.contracts import RawRecord
     from yieldstream.pipeline import Pipeline
     from yieldstream.registry import Source
+    from yieldstream.transformer import Transformer
 
     name = "defillama-yields"
 
     async def collect(
         client: httpx.AsyncClient, cfg: Config, run_id: str
     ) -> AsyncIterator[RawRecord]:
+        stamps: dict[bytes, datetime] = {}  # one fetch time per snapshot
         with input_path.open("rb") as lines:
             for n, line in enumerate(lines):
                 stamp, payload = line.rstrip(b"\n").split(b"\t", 1)
+                if stamp not in stamps:
+                    stamps[stamp] = datetime.fromisoformat(stamp.decode())
                 yield RawRecord(
                     source=name,
                     endpoint="/pools",
-                    fetched_at=datetime.fromisoformat(stamp.decode()),
+                    fetched_at=stamps[stamp],
                     run_id=run_id,
                     kind="snapshot",
                     native_id=str(n),
@@ -98,6 +104,7 @@ async def _run_ours(input_path: Path, data_dir: Path, batch_size: int) -> dict[s
             writer=writer,
             bus=MemoryBus(4),
             batch_size=batch_size,
+            transformer=Transformer(processes),
         )
         started = time.perf_counter()
         stats = await pipeline.run(once=True, stop=asyncio.Event())
@@ -121,7 +128,9 @@ def child(args: argparse.Namespace) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         if args.child == "yieldstream":
-            result = asyncio.run(_run_ours(Path(args.input), Path(tmp), args.batch_size))
+            result = asyncio.run(
+                _run_ours(Path(args.input), Path(tmp), args.batch_size, args.transform_processes)
+            )
         else:
             from bench.dlt_peer import run_dlt
 
@@ -146,6 +155,8 @@ def run_child(kind: str, args: argparse.Namespace, input_path: Path) -> dict[str
         args.workdir,
         "--batch-size",
         str(args.batch_size),
+        "--transform-processes",
+        str(args.transform_processes),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -160,6 +171,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=20_000)
+    parser.add_argument("--transform-processes", type=int, default=1)
     parser.add_argument("--no-dlt", action="store_true", help="measure yieldstream only")
     parser.add_argument("--workdir", default=tempfile.gettempdir())
     parser.add_argument("--child", choices=["yieldstream", "dlt"], help=argparse.SUPPRESS)

@@ -8,6 +8,8 @@ fields, which are therefore optional; token lists are null or lists.
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 
 from transforms import Context, Result, floor_hour
@@ -39,7 +41,10 @@ _decode = msgspec.json.Decoder(Pool).decode
 
 
 def _tokens(values: list[str | None] | None) -> list[str] | None:
-    return None if values is None else [v for v in values if v]
+    """Token addresses without the null or empty entries some pools list."""
+    if values is None or (None not in values and "" not in values):
+        return cast(list[str], values)
+    return [v for v in values if v]
 
 
 def transform(record: RawRecord, ctx: Context) -> Result:

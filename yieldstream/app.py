@@ -25,6 +25,7 @@ from yieldstream.errors import ConfigError
 from yieldstream.pipeline import Pipeline, RunStats
 from yieldstream.registry import Source, sources
 from yieldstream.settings import Settings
+from yieldstream.transformer import Transformer
 
 log = structlog.get_logger(__name__)
 USER_AGENT = f"yieldstream/{__version__}"
@@ -93,6 +94,7 @@ async def run_pipeline(
                 writer=writer,
                 bus=MemoryBus(settings.queue_batches),
                 batch_size=settings.batch_size,
+                transformer=Transformer(settings.transform_processes),
             )
             log.info(
                 "pipeline_started", sources=list(chosen), once=once, data_dir=str(settings.data_dir)

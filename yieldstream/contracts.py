@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -116,9 +117,18 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def record_id(source: str, endpoint: str, fetched_at: datetime, native_id: str) -> str:
-    """The deterministic id of a fetched item (hex, 32 chars)."""
-    key = f"{source}\x1f{endpoint}\x1f{fetched_at.isoformat()}\x1f{native_id}"
-    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    """The deterministic id of a fetched item: ``<fetch hash>:<native id>``.
+
+    The fetch hash (16 hex characters) names the source, endpoint and UTC fetch
+    time; it is computed once per fetch, so an id costs a string join per item.
+    """
+    return f"{_fetch_key(source, endpoint, fetched_at)}:{native_id}"
+
+
+@lru_cache(maxsize=1024)  # the records of one fetch share source, endpoint and time
+def _fetch_key(source: str, endpoint: str, fetched_at: datetime) -> str:
+    key = f"{source}\x1f{endpoint}\x1f{fetched_at.astimezone(UTC).isoformat()}"
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
 class ObservationError(ValueError):

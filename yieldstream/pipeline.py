@@ -21,7 +21,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -31,51 +31,19 @@ import structlog
 
 from ingest._http import SourceConfig
 from sinks.writer import LakeWriter, Stored
-from transforms import Context, apply
+from transforms import Context
 from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream import metrics
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
-from yieldstream.contracts import Observation, RawRecord, Rejection, record_id
+from yieldstream.contracts import RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, YieldstreamError
 from yieldstream.registry import Source
+from yieldstream.transformer import FetchReport, Outcome, RawBatch, Transformer
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 PROTOCOLS = "defillama-protocols"
-
-
-@dataclass(slots=True)
-class RawBatch:
-    batch_id: str
-    source: str
-    records: list[RawRecord]
-    archived: bool = False  # True when recovered from the archive
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass(slots=True)
-class Outcome:
-    batch_id: str | None  # None for a whole-response rejection
-    source: str
-    records: int
-    observations: list[Observation] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    token: str = field(default_factory=_token)
-
-
-@dataclass(slots=True)
-class FetchReport:
-    source: str
-    run_id: str
-    started_at: datetime
-    ok: bool
-    records: int
-    error: str | None
-    token: str = field(default_factory=_token)
 
 
 @dataclass(slots=True)
@@ -85,18 +53,6 @@ class RunStats:
     duplicates: int = 0
     rejected: int = 0
     fetch_failures: int = 0
-
-
-def transform_batch(batch: RawBatch, source: Source, ctx: Context) -> Outcome:
-    """Run a source's transform over a batch (pure; called off the event loop)."""
-    outcome = Outcome(batch.batch_id, batch.source, len(batch.records), token=batch.batch_id)
-    for record in batch.records:
-        result = apply(source.transform, record, ctx)
-        if isinstance(result, Rejection):
-            outcome.rejections.append(result)
-        else:
-            outcome.observations.extend(result)
-    return outcome
 
 
 class Pipeline:
@@ -111,6 +67,7 @@ class Pipeline:
         writer: LakeWriter,
         bus: Bus,
         batch_size: int,
+        transformer: Transformer | None = None,
     ) -> None:
         self.sources = sources
         self.configs = configs
@@ -118,6 +75,7 @@ class Pipeline:
         self.writer = writer
         self.bus = bus
         self.batch_size = batch_size
+        self.transformer = transformer or Transformer(processes=0)
         self.stats = RunStats()
         self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._done: dict[str, asyncio.Future[None]] = {}
@@ -181,6 +139,7 @@ class Pipeline:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
             self._db.shutdown(wait=True)
+            self.transformer.close()
         return self.stats
 
     async def _recover(self) -> None:
@@ -315,7 +274,7 @@ class Pipeline:
                 else:
                     if batch.source == PROTOCOLS:
                         self._learn_categories(batch.records)
-                    outcome = await asyncio.to_thread(transform_batch, batch, source, self._ctx)
+                    outcome = await self.transformer.run(batch, source, self._ctx)
             finally:
                 if archiving is not None:
                     await archiving  # raises if the archive failed: nothing is published

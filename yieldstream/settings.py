@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         None, description="DuckLake catalog; default: SQLite file in data_dir"
     )
     batch_size: int = Field(20_000, ge=1, le=1_000_000, description="records per batch")
+    transform_processes: int = Field(
+        1, ge=0, le=64, description="worker processes for transforms; 0: a thread"
+    )
     queue_batches: int = Field(4, ge=1, description="batches buffered between stages")
     compact_every: int = Field(
         32, ge=1, description="store commits between compactions of small files"
