@@ -84,10 +84,28 @@ class Stored:
 def observations_table(observations: Sequence[Observation]) -> pa.Table:
     """Observations as an Arrow table, column by column (no per-row dicts)."""
     columns = [
-        pa.array([getattr(o, name) for o in observations], type=field.type)
+        pa.array(_micros([o.observed_at for o in observations]), type=field.type)
+        if name == "observed_at"
+        else pa.array([getattr(o, name) for o in observations], type=field.type)
         for name, field in zip(_OBS_FIELDS, _OBS_SCHEMA, strict=True)
     ]
     return pa.Table.from_arrays(columns, schema=_OBS_SCHEMA)
+
+
+def _micros(moments: list[datetime]) -> list[int]:
+    """Epoch microseconds; a batch has few distinct times, so each converts once."""
+    cache: dict[datetime, int] = {}
+    out = []
+    for moment in moments:
+        micros = cache.get(moment)
+        if micros is None:
+            micros = cache[moment] = (moment - _EPOCH) // _MICROSECOND
+        out.append(micros)
+    return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def raw_table(batch_id: str, records: Sequence[RawRecord]) -> pa.Table:

@@ -19,7 +19,7 @@ on the same rows, too slow for the 100k rows/s end-to-end budget.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
@@ -131,6 +131,9 @@ def _fetch_key(source: str, endpoint: str, fetched_at: datetime) -> str:
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
+_ZERO = timedelta(0)
+
+
 class ObservationError(ValueError):
     """The fields do not make a valid Observation; the message says which and why."""
 
@@ -145,7 +148,7 @@ def make_observation(fields: dict[str, Any]) -> Observation:
         obs = msgspec.convert(fields, Observation, strict=True)
     except msgspec.ValidationError as exc:
         raise ObservationError(str(exc)) from None
-    if obs.observed_at.utcoffset() != UTC.utcoffset(None):
+    if obs.observed_at.tzinfo is not UTC and obs.observed_at.utcoffset() != _ZERO:
         raise ObservationError(f"observed_at must be UTC, got {obs.observed_at.isoformat()}")
     if obs.apy_pct is None and obs.tvl_usd is None:
         raise ObservationError("neither an APY nor a TVL figure")

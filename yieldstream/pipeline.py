@@ -44,6 +44,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 PROTOCOLS = "defillama-protocols"
+# Raw batches being archived and transformed at once (their outcomes stay in order).
+TRANSFORMS_IN_FLIGHT = 2
 
 
 @dataclass(slots=True)
@@ -245,21 +247,36 @@ class Pipeline:
     # --- transform and sink ----------------------------------------------------
 
     async def _transformer(self) -> None:
+        """Archive and transform raw batches, two at a time, publishing in order.
+
+        While one batch's outcome waits for its archive to commit, the next is
+        already being transformed, so the transform worker does not sit idle.
+        """
+        prepared: asyncio.Queue[tuple[Message, asyncio.Task[Outcome | None]] | None]
+        prepared = asyncio.Queue(TRANSFORMS_IN_FLIGHT - 1)
+        publisher = asyncio.create_task(self._publish_prepared(prepared))
         try:
             async for message in self.bus.subscribe(RAW):
-                await self._transform_one(message)
+                task = asyncio.create_task(self._prepare(message.value))
+                await prepared.put((message, task))
+            await prepared.put(None)
+            await publisher
         finally:
+            publisher.cancel()
+            while not prepared.empty():
+                item = prepared.get_nowait()
+                if item is not None:
+                    item[1].cancel()
             await self.bus.close(OBSERVATIONS)
 
-    async def _transform_one(self, message: Message) -> None:
-        """Archive and transform one raw batch; publish its outcome once archived.
+    async def _prepare(self, batch: RawBatch) -> Outcome | None:
+        """Archive and transform one raw batch; the outcome is returned once archived.
 
         The archive and the transform run at the same time (the archive on the store
-        thread, the transform on another): raw first means the outcome is not stored
-        before the raw records are durable, which holds since it is published only
-        after the archive committed.
+        thread, the transform in its worker): raw first means the outcome is not
+        stored before the raw records are durable, which holds since it is returned
+        only after the archive committed.
         """
-        batch: RawBatch = message.value
         source = self.sources.get(batch.source)
         with structlog.contextvars.bound_contextvars(source=batch.source, batch_id=batch.batch_id):
             archiving = None
@@ -267,22 +284,28 @@ class Pipeline:
                 archiving = asyncio.ensure_future(
                     self._on_store(self.writer.archive, batch.batch_id, batch.records)
                 )
-            outcome = None
             try:
                 if source is None:
                     log.error("batch_source_unknown", note="kept in the archive for replay")
-                else:
-                    if batch.source == PROTOCOLS:
-                        self._learn_categories(batch.records)
-                    outcome = await self.transformer.run(batch, source, self._ctx)
+                    return None
+                if batch.source == PROTOCOLS:
+                    self._learn_categories(batch.records)
+                return await self.transformer.run(batch, source, self._ctx)
             finally:
                 if archiving is not None:
                     await archiving  # raises if the archive failed: nothing is published
+
+    async def _publish_prepared(
+        self, prepared: asyncio.Queue[tuple[Message, asyncio.Task[Outcome | None]] | None]
+    ) -> None:
+        while (item := await prepared.get()) is not None:
+            message, task = item
+            outcome = await task
             if outcome is None:
-                self._resolve(batch.batch_id)
+                self._resolve(message.value.batch_id)
             else:
-                await self.bus.publish(OBSERVATIONS, batch.source, outcome)
-        await self.bus.commit(message)
+                await self.bus.publish(OBSERVATIONS, outcome.source, outcome)
+            await self.bus.commit(message)
 
     async def _sink(self) -> None:
         async for message in self.bus.subscribe(OBSERVATIONS):

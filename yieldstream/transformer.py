@@ -15,17 +15,21 @@ import multiprocessing
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
 import msgspec
 import pyarrow as pa
+import structlog
 
 from sinks.writer import observations_table
 from transforms import Context, apply
 from yieldstream.contracts import Observation, RawRecord, Rejection
 from yieldstream.registry import Source, sources
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
@@ -96,34 +100,46 @@ def _warm_up() -> None:
 
 
 class Transformer:
-    """Runs transforms off the event loop, in worker processes or on a thread."""
+    """Runs transforms off the event loop, in worker processes or on a thread.
+
+    A worker process that dies (killed, out of memory) is replaced and the batch is
+    tried once more in the new one; a second death is an error.
+    """
 
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._pool: Executor
-        if processes > 0:
-            self._pool = ProcessPoolExecutor(
-                processes, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Executor:
+        if self.processes > 0:
+            return ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_warm_up,
             )
-        else:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="transform")
+        return ThreadPoolExecutor(1, thread_name_prefix="transform")
 
     async def run(self, batch: RawBatch, source: Source, ctx: Context) -> Outcome:
-        loop = asyncio.get_running_loop()
-        if self.processes > 0:
-            table, rejected = await loop.run_in_executor(
-                self._pool,
-                _transform_encoded,
-                source.name,
-                _ENCODER.encode(batch.records),
-                dict(ctx.categories),
-            )
-            rejections = _REJECTIONS.decode(rejected)
-        else:
-            observations, rejections = await loop.run_in_executor(
+        if self.processes == 0:
+            observations, rejections = await asyncio.get_running_loop().run_in_executor(
                 self._pool, transform_records, batch.records, source, ctx
             )
             table = observations_table(observations)
+        else:
+            encoded = _ENCODER.encode(batch.records)
+            categories = dict(ctx.categories)
+            pool = self._pool
+            try:
+                table, rejected = await self._in_worker(pool, source.name, encoded, categories)
+            except BrokenProcessPool:
+                log.warning("transform_worker_died", note="replacing it; the batch is retried")
+                if self._pool is pool:  # the first batch to notice replaces the pool
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+                table, rejected = await self._in_worker(
+                    self._pool, source.name, encoded, categories
+                )
+            rejections = _REJECTIONS.decode(rejected)
         return Outcome(
             batch.batch_id,
             batch.source,
@@ -131,6 +147,14 @@ class Transformer:
             table,
             rejections,
             token=batch.batch_id,
+        )
+
+    @staticmethod
+    async def _in_worker(
+        pool: Executor, source: str, encoded: bytes, categories: dict[str, str]
+    ) -> tuple[pa.Table, bytes]:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, _transform_encoded, source, encoded, categories
         )
 
     def close(self) -> None:
