@@ -23,7 +23,7 @@ from yieldstream import __version__
 from yieldstream.bus import MemoryBus
 from yieldstream.errors import ConfigError
 from yieldstream.pipeline import Pipeline, RunStats
-from yieldstream.registry import Source, sources
+from yieldstream.registry import Source, source, sources
 from yieldstream.settings import Settings
 from yieldstream.transformer import Transformer
 
@@ -39,8 +39,7 @@ def selected(settings: Settings, only: list[str] | None) -> dict[str, Source]:
     """The enabled sources (or exactly ``only``), validated against the registry."""
     known = sources()
     for name in only or ():
-        if name not in known:
-            raise ConfigError(f"unknown source {name!r}; known sources: {', '.join(known)}")
+        source(name)  # a ConfigError naming the known sources
     if only:
         chosen = {name: src for name, src in known.items() if name in only}
     else:

@@ -4,14 +4,15 @@ Three kinds of tasks connected by the bus (:mod:`yieldstream.bus`):
 
 * one **poller** per enabled source runs its collector every ``interval_s`` and
   publishes the records in batches of ``batch_size`` to ``yields.raw``;
-* the **transformer** archives each raw batch in the store *before* transforming it
-  (raw first: a fetched snapshot cannot be fetched again), then publishes the
-  observations and rejections to ``yields.observations``;
+* the **transformer** archives each raw batch in the store while its transform runs
+  in a worker process, and publishes the observations and rejections to
+  ``yields.observations`` only once the archive committed (raw first: a fetched
+  snapshot cannot be fetched again);
 * the **sink** stores them (idempotent on the natural key) and journals the batch.
 
-All store calls run on one dedicated thread, so DuckDB's work (which releases the
-GIL) overlaps with transforming the next batch. At start, batches archived but not
-stored (a kill came between) are transformed and stored first.
+All store calls run on one dedicated thread; DuckDB and pyarrow release the GIL, so
+storing overlaps with collecting. At start, batches archived but not stored (a kill
+came between) are transformed and stored first.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
 from yieldstream.contracts import RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, YieldstreamError
 from yieldstream.registry import Source
+from yieldstream.registry import sources as registered_sources
 from yieldstream.transformer import FetchReport, Outcome, RawBatch, Transformer
 
 log = structlog.get_logger(__name__)
@@ -277,7 +279,8 @@ class Pipeline:
         stored before the raw records are durable, which holds since it is returned
         only after the archive committed.
         """
-        source = self.sources.get(batch.source)
+        # A recovered batch may come from a source this run does not poll.
+        source = self.sources.get(batch.source) or registered_sources().get(batch.source)
         with structlog.contextvars.bound_contextvars(source=batch.source, batch_id=batch.batch_id):
             archiving = None
             if not batch.archived:
@@ -286,7 +289,7 @@ class Pipeline:
                 )
             try:
                 if source is None:
-                    log.error("batch_source_unknown", note="kept in the archive for replay")
+                    log.error("batch_source_unknown", note="kept in the archive")
                     return None
                 if batch.source == PROTOCOLS:
                     self._learn_categories(batch.records)
