@@ -106,8 +106,10 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
 
 
 def open_writer(store: Store) -> duckdb.DuckDBPyConnection:
-    """A read-write connection with the lake attached and the schema up to date."""
-    store.data_dir.mkdir(parents=True, exist_ok=True)
+    """A read-write connection with the lake attached and the schema up to date.
+
+    The data directory must exist (:func:`prepare_data_dir`).
+    """
     data_path = store.data_dir / "lake"
     con = _duckdb()
     # No data inlining (small inserts kept as rows in the catalog): flushing them to
@@ -121,6 +123,20 @@ def open_writer(store: Store) -> duckdb.DuckDBPyConnection:
     con.execute(f"USE {LAKE}")
     _migrate(con)
     return con
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory, or say in one line why it cannot be used."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use {path} as the data directory ({exc.strerror or exc}); "
+            "pass --data-dir or set data_dir to a writable directory"
+        ) from None
 
 
 def open_reader(store: Store) -> duckdb.DuckDBPyConnection:

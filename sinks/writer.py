@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import structlog
 
-from sinks.lake import LAKE, CatalogHold, Store, open_writer
+from sinks.lake import LAKE, CatalogHold, Store, open_writer, prepare_data_dir
 from transforms.defillama_protocols import SOURCE as PROTOCOLS
 from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream.contracts import Observation, RawRecord, Rejection
@@ -147,6 +147,7 @@ class LakeWriter:
 
     def __init__(self, store: Store, *, compact_every: int = 32) -> None:
         self.store_location = store
+        prepare_data_dir(store.data_dir)
         self._hold = CatalogHold(store)
         try:
             self.con = open_writer(store)

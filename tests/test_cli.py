@@ -215,3 +215,12 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     result = yieldstream_cmd(command, "--help")
     assert result.returncode == 0
     assert "Example: yieldstream" in result.stdout
+
+
+def test_unusable_data_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = yieldstream_cmd("-d", str(not_a_dir), "run", "--once")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"cannot use {not_a_dir} as the data directory" in result.stderr
