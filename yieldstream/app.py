@@ -78,7 +78,13 @@ async def run_pipeline(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     if settings.metrics_port is not None:
-        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        try:
+            prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+                f"({exc.strerror or exc}); choose another metrics_port"
+            ) from None
     writer = LakeWriter(store_of(settings), compact_every=settings.compact_every)
     try:
         async with AsyncExitStack() as stack:

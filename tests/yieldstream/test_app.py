@@ -7,8 +7,10 @@ import socket
 from collections.abc import Callable, Mapping
 
 import httpx
+import pytest
 
 from yieldstream.app import run_pipeline
+from yieldstream.errors import ConfigError
 from yieldstream.loopback import Reply, Route, recorded_routes
 from yieldstream.settings import Settings
 
@@ -62,3 +64,15 @@ async def test_daemon_polls_again_after_its_interval_and_stops_on_request(
     assert stats.fetch_failures == 0
     assert stats.stored == 21  # later polls within the same hour add nothing
     assert stats.duplicates >= 2 * 7
+
+
+async def test_a_metrics_port_in_use_is_a_config_error(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = make_settings("http://127.0.0.1:9", metrics_port=port)
+        with pytest.raises(ConfigError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            await run_pipeline(settings, once=True, handle_signals=False)
