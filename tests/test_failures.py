@@ -301,6 +301,11 @@ async def test_one_bad_pool_is_rejected_and_the_rest_stored(
     # Logged.
     [logged] = run.events("record_rejected")
     assert (logged["source"], logged["stage"], logged["native_id"]) == (YIELDS, stage, POOL_IDS[1])
+    # with the fetch run and batch it came from
+    [fetched] = [e for e in run.events("fetch_started") if e["source"] == YIELDS]
+    assert logged["run_id"] == fetched["run_id"]
+    [stored] = [e for e in run.events("batch_stored") if e["source"] == YIELDS]
+    assert (stored["run_id"], stored["batch_id"]) == (fetched["run_id"], logged["batch_id"])
     assert run.events("fetch_failed") == []
 
 

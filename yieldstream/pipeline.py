@@ -203,7 +203,7 @@ class Pipeline:
                 if isinstance(exc, BadResponse):
                     pending.append(
                         await self._publish_outcome(
-                            self._fetch_rejection(source.name, started, exc)
+                            self._fetch_rejection(source.name, run_id, started, exc)
                         )
                     )
             except Exception as exc:  # a collector bug must not stop the daemon
@@ -227,7 +227,7 @@ class Pipeline:
         return RawBatch(uuid.uuid4().hex, source.name, records)
 
     @staticmethod
-    def _fetch_rejection(source: str, started: datetime, exc: BadResponse) -> Outcome:
+    def _fetch_rejection(source: str, run_id: str, started: datetime, exc: BadResponse) -> Outcome:
         rejection = Rejection(
             source=source,
             endpoint=exc.url,
@@ -238,7 +238,7 @@ class Pipeline:
             rejected_at=datetime.now(UTC),
             raw_id=record_id(source, exc.url, started, "#response"),
         )
-        return Outcome(None, source, 0, rejections=[rejection])
+        return Outcome(None, source, 0, rejections=[rejection], run_id=run_id)
 
     async def _publish_outcome(self, value: Outcome | FetchReport) -> asyncio.Future[None]:
         done = asyncio.get_running_loop().create_future()
@@ -281,7 +281,10 @@ class Pipeline:
         """
         # A recovered batch may come from a source this run does not poll.
         source = self.sources.get(batch.source) or registered_sources().get(batch.source)
-        with structlog.contextvars.bound_contextvars(source=batch.source, batch_id=batch.batch_id):
+        run_id = batch.records[0].run_id if batch.records else None
+        with structlog.contextvars.bound_contextvars(
+            source=batch.source, run_id=run_id, batch_id=batch.batch_id
+        ):
             archiving = None
             if not batch.archived:
                 archiving = asyncio.ensure_future(
@@ -329,6 +332,12 @@ class Pipeline:
             await self.bus.commit(message)
 
     async def _store(self, outcome: Outcome) -> None:
+        with structlog.contextvars.bound_contextvars(
+            source=outcome.source, run_id=outcome.run_id, batch_id=outcome.batch_id
+        ):
+            await self._store_bound(outcome)
+
+    async def _store_bound(self, outcome: Outcome) -> None:
         stored: Stored = await self._on_store(
             self.writer.store,
             outcome.batch_id,
@@ -348,15 +357,12 @@ class Pipeline:
         for rejection in outcome.rejections[:5]:
             log.warning(
                 "record_rejected",
-                source=name,
                 stage=rejection.stage,
                 reason=rejection.reason,
                 native_id=rejection.native_id,
             )
         log.info(
             "batch_stored",
-            source=name,
-            batch_id=outcome.batch_id,
             records=outcome.records,
             stored=stored.observations,
             duplicates=stored.duplicates,

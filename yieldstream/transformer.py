@@ -52,6 +52,7 @@ class Outcome:
     observations: pa.Table = field(default_factory=lambda: observations_table([]))
     rejections: list[Rejection] = field(default_factory=list)
     token: str = field(default_factory=_token)
+    run_id: str | None = None  # the fetch run the records came from
 
 
 @dataclass(slots=True)
@@ -147,6 +148,7 @@ class Transformer:
             table,
             rejections,
             token=batch.batch_id,
+            run_id=batch.records[0].run_id if batch.records else None,
         )
 
     @staticmethod
