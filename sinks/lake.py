@@ -115,10 +115,11 @@ def open_writer(store: Store) -> duckdb.DuckDBPyConnection:
     # No data inlining (small inserts kept as rows in the catalog): flushing them to
     # Parquet later raced with readers, who now and then missed the flushed rows
     # (counts went down, then up again). Every commit writes Parquet; compaction
-    # merges the small files.
+    # merges the small files. The data path is where the store is now, so a data
+    # directory that was moved or copied still opens.
     con.execute(
         f"ATTACH 'ducklake:{store.catalog_uri}' AS {LAKE} "
-        f"(DATA_PATH '{data_path}/', DATA_INLINING_ROW_LIMIT 0)"
+        f"(DATA_PATH '{data_path}/', OVERRIDE_DATA_PATH true, DATA_INLINING_ROW_LIMIT 0)"
     )
     con.execute(f"USE {LAKE}")
     _migrate(con)

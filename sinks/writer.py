@@ -66,10 +66,22 @@ _OBS_SCHEMA = pa.schema(
     ]
 )
 _OBS_FIELDS = tuple(_OBS_SCHEMA.names)
+_VALUE_FIELDS = tuple(f for f in _OBS_FIELDS if f not in ("source", "pool_id", "observed_at"))
 # Snapshots (and the files only they use) are kept at least this long for readers.
 KEEP = timedelta(hours=1)
 # Files below this size are merged by compaction; larger ones are left as they are.
 SMALL_FILE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """What one :meth:`LakeWriter.replace` changed (or would change, on a dry run)."""
+
+    added: int
+    removed: int
+    changed: int
+    rejections_before: int
+    rejections_after: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,10 @@ class Stored:
     observations: int
     duplicates: int
     rejections: int
+
+
+def _as_table(observations: Sequence[Observation] | pa.Table) -> pa.Table:
+    return observations if isinstance(observations, pa.Table) else observations_table(observations)
 
 
 def observations_table(observations: Sequence[Observation]) -> pa.Table:
@@ -246,56 +262,160 @@ class LakeWriter:
         rejections: Sequence[Rejection],
     ) -> Stored:
         """Append new observations and rejections; journal the batch as stored."""
-        staged_obs = (
-            observations if isinstance(observations, pa.Table) else observations_table(observations)
-        )
+        staged_obs = _as_table(observations)
         with self._transaction() as con:
-            added = 0
-            if staged_obs.num_rows:
-                bounds = pc.min_max(staged_obs["observed_at"])
-                lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-                # The anti-join reads only the key columns; the new rows (first of each
-                # key) are then taken from the Arrow table, not copied through DuckDB.
-                keyed = staged_obs.append_column(  # noqa: F841 - read by name
-                    "_i", pa.array(range(staged_obs.num_rows), pa.int64())
-                )
-                picked = con.execute(
-                    """
-                    SELECT min(s._i) AS i FROM keyed AS s
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM observations AS o
-                        WHERE o.observed_at BETWEEN ? AND ?
-                          AND o.source = s.source AND o.pool_id = s.pool_id
-                          AND o.observed_at = s.observed_at)
-                    GROUP BY s.source, s.pool_id, s.observed_at
-                    ORDER BY i
-                    """,
-                    [lo, hi],
-                ).fetch_arrow_table()["i"]
-                new = staged_obs if len(picked) == staged_obs.num_rows else staged_obs.take(picked)
-                new = new.append_column("batch_id", pa.repeat(batch_id or "", new.num_rows))
-                new = new.append_column(
-                    "stored_at", pa.repeat(pa.scalar(datetime.now(UTC), _TS), new.num_rows)
-                )
-                added = new.num_rows
-                if added:
-                    self._add_files(con, "observations", "observed_at", new)
-            rejected = 0
-            if rejections:
-                staged_rej = rejections_table(batch_id, rejections)  # noqa: F841
-                row = con.execute(
-                    """
-                    INSERT INTO rejections
-                    SELECT DISTINCT ON (raw_id) * FROM staged_rej AS s
-                    WHERE NOT EXISTS (SELECT 1 FROM rejections AS r WHERE r.raw_id = s.raw_id)
-                    """
-                ).fetchone()
-                rejected = int(row[0]) if row else 0
+            added = self._insert_observations(con, batch_id, staged_obs)
+            rejected = self._insert_rejections(con, batch_id, rejections)
             result = Stored(added, staged_obs.num_rows - added, rejected)
             if batch_id is not None:
                 self._journal(con, batch_id, "stored", source, records, result)
         self.maybe_compact()
         return result
+
+    def replace(
+        self,
+        batch_id: str,
+        observations: Sequence[Observation] | pa.Table,
+        rejections: Sequence[Rejection],
+        *,
+        dry_run: bool = False,
+    ) -> Replaced:
+        """Make what a stored batch produced equal a new outcome of its raw records.
+
+        For a replay after a transform change: the batch's observations and
+        rejections are replaced by the new ones, in one transaction, with the same
+        first-stored-wins rule as :meth:`store` against other batches' rows. With
+        ``dry_run`` nothing is written and the result says what would change.
+        """
+        staged_obs = _as_table(observations)
+        if dry_run:
+            return self._compare(self.con, batch_id, staged_obs, rejections)
+        with self._transaction() as con:
+            result = self._compare(con, batch_id, staged_obs, rejections)
+            con.execute("DELETE FROM observations WHERE batch_id = ?", [batch_id])
+            con.execute("DELETE FROM rejections WHERE batch_id = ?", [batch_id])
+            self._insert_observations(con, batch_id, staged_obs)
+            self._insert_rejections(con, batch_id, rejections)
+        self.maybe_compact()
+        return result
+
+    def _compare(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batch_id: str,
+        staged_obs: pa.Table,
+        rejections: Sequence[Rejection],
+    ) -> Replaced:
+        added, removed, changed = self._diff(con, batch_id, staged_obs)
+        row = con.execute("SELECT count(*) FROM rejections WHERE batch_id = ?", [batch_id])
+        before = row.fetchone()
+        return Replaced(
+            added=added,
+            removed=removed,
+            changed=changed,
+            rejections_before=int(before[0]) if before else 0,
+            rejections_after=len({r.raw_id for r in rejections}),
+        )
+
+    def _diff(
+        self, con: duckdb.DuckDBPyConnection, batch_id: str, staged_obs: pa.Table
+    ) -> tuple[int, int, int]:
+        """(added, removed, changed) keys between a batch's stored rows and new ones."""
+        staged = staged_obs  # noqa: F841 - read by name
+        changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in _VALUE_FIELDS)
+        row = con.execute(
+            f"""
+            WITH o AS (SELECT * FROM observations WHERE batch_id = ?),
+                 n AS (SELECT DISTINCT ON (source, pool_id, observed_at) * FROM staged)
+            SELECT
+              count(*) FILTER (WHERE o.pool_id IS NULL AND NOT EXISTS (
+                  SELECT 1 FROM observations AS x
+                  WHERE x.source = n.source AND x.pool_id = n.pool_id
+                    AND x.observed_at = n.observed_at)),
+              count(*) FILTER (WHERE n.pool_id IS NULL),
+              count(*) FILTER (WHERE o.pool_id IS NOT NULL AND n.pool_id IS NOT NULL
+                               AND ({changed}))
+            FROM o FULL OUTER JOIN n
+              ON o.source = n.source AND o.pool_id = n.pool_id AND o.observed_at = n.observed_at
+            """,
+            [batch_id],
+        ).fetchone()
+        assert row is not None  # an aggregate always answers one row
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _insert_observations(
+        self, con: duckdb.DuckDBPyConnection, batch_id: str | None, staged_obs: pa.Table
+    ) -> int:
+        """Append the rows whose key is not stored yet (first of each key); their count."""
+        if not staged_obs.num_rows:
+            return 0
+        bounds = pc.min_max(staged_obs["observed_at"])
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        # The anti-join reads only the key columns; the new rows (first of each
+        # key) are then taken from the Arrow table, not copied through DuckDB.
+        keyed = staged_obs.append_column(  # noqa: F841 - read by name
+            "_i", pa.array(range(staged_obs.num_rows), pa.int64())
+        )
+        picked = con.execute(
+            """
+            SELECT min(s._i) AS i FROM keyed AS s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM observations AS o
+                WHERE o.observed_at BETWEEN ? AND ?
+                  AND o.source = s.source AND o.pool_id = s.pool_id
+                  AND o.observed_at = s.observed_at)
+            GROUP BY s.source, s.pool_id, s.observed_at
+            ORDER BY i
+            """,
+            [lo, hi],
+        ).fetch_arrow_table()["i"]
+        new = staged_obs if len(picked) == staged_obs.num_rows else staged_obs.take(picked)
+        new = new.append_column("batch_id", pa.repeat(batch_id or "", new.num_rows))
+        new = new.append_column(
+            "stored_at", pa.repeat(pa.scalar(datetime.now(UTC), _TS), new.num_rows)
+        )
+        if new.num_rows:
+            self._add_files(con, "observations", "observed_at", new)
+        return int(new.num_rows)
+
+    def _insert_rejections(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batch_id: str | None,
+        rejections: Sequence[Rejection],
+    ) -> int:
+        """Append the rejections whose raw_id is not stored yet; their count."""
+        if not rejections:
+            return 0
+        staged_rej = rejections_table(batch_id, rejections)  # noqa: F841 - read by name
+        row = con.execute(
+            """
+            INSERT INTO rejections
+            SELECT DISTINCT ON (raw_id) * FROM staged_rej AS s
+            WHERE NOT EXISTS (SELECT 1 FROM rejections AS r WHERE r.raw_id = s.raw_id)
+            """
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def batches(
+        self,
+        sources: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[str]:
+        """Stored batches whose raw records match, oldest fetch first (what replay reads)."""
+        rows = self.con.execute(
+            """
+            SELECT r.batch_id FROM raw_records AS r
+            WHERE (len(?::VARCHAR[]) = 0 OR list_contains(?::VARCHAR[], r.source))
+              AND (?::TIMESTAMPTZ IS NULL OR r.fetched_at >= ?::TIMESTAMPTZ)
+              AND (?::TIMESTAMPTZ IS NULL OR r.fetched_at < ?::TIMESTAMPTZ)
+              AND r.batch_id IN (SELECT batch_id FROM batches WHERE stage = 'stored')
+            GROUP BY r.batch_id ORDER BY min(r.fetched_at), r.batch_id
+            """,
+            [list(sources), list(sources), since, since, until, until],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def record_fetch(
         self,

@@ -210,7 +210,7 @@ def test_toml_settings_apply(tmp_path: Path) -> None:
     assert "│ no " in lido
 
 
-@pytest.mark.parametrize("command", ["run", "sql", "parse", "sources", "demo"])
+@pytest.mark.parametrize("command", ["run", "sql", "parse", "sources", "demo", "replay"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = yieldstream_cmd(command, "--help")
     assert result.returncode == 0

@@ -110,6 +110,7 @@ def run(
             f"{stats.duplicates} already stored, {stats.rejected} rejected, "
             f"{stats.fetch_failures} failed fetches",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -240,6 +241,46 @@ def _categories(file: Path) -> dict[str, str]:
         for r in rows
         if isinstance(r, dict) and r.get("slug") and r.get("category")
     }
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only records fetched at or after (UTC)")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option(help="Only records fetched before (UTC)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, write nothing")] = False,
+) -> None:
+    """Re-run the transforms over the raw archive after a transform change.
+
+    Changed rows are replaced, rows are never duplicated, rejections that now pass
+    are stored. Run it again after a stop: it picks up where it is.
+
+    Example: yieldstream replay --source defillama-yields --since 2026-01-01 --dry-run
+    """
+    from yieldstream.replay import replay as run_replay
+
+    settings = _settings(ctx)
+    store = store_of(settings)
+    if not store.exists:
+        raise _fail(f"no store in {settings.data_dir}; nothing to replay")
+    summary = run_replay(
+        store, only=source or (), since=_utc(since), until=_utc(until), dry_run=dry_run
+    )
+    err.print(summary.line(dry_run), highlight=False, soft_wrap=True)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Command-line times are UTC unless they say otherwise."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 @app.command()
