@@ -497,6 +497,11 @@ class LakeWriter:
         cutoff = retention_cutoff(datetime.now(UTC))
         self.con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => ?)", [cutoff])
         self.con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", [cutoff])
+        # Files of a transaction that a kill interrupted are in no snapshot; they go
+        # once older than the cut-off, so a file still being written is never touched.
+        self.con.execute(
+            f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", [cutoff]
+        )
         log.info("store_compacted")
 
 

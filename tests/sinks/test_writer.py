@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing
@@ -395,3 +396,21 @@ def test_observations_land_in_month_partitions(store: Store, writer: LakeWriter)
         assert months == [(month,)], file
     folders = {p.parent.relative_to(store.data_dir / "lake") for p in map(Path, files)}
     assert folders == {Path("main/observations/year=2026") / f"month={m}" for m in (1, 2, 3)}
+
+
+def test_compaction_deletes_old_orphaned_files_only(store: Store, writer: LakeWriter) -> None:
+    """A kill between writing a batch file and committing it leaves an orphan file."""
+    writer.store("b1", POOLS, 4, _observations_at(1, 4, "kept"), [])
+    folder = store.data_dir / "lake" / "main" / "observations" / "year=2026" / "month=1"
+    old = folder / "observations-killed-days-ago.parquet"
+    fresh = folder / "observations-being-written.parquet"
+    for orphan in (old, fresh):
+        orphan.write_bytes(b"PAR1 unfinished")
+    days_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
+    os.utime(old, (days_ago, days_ago))
+
+    writer.compact()
+
+    assert not old.exists()
+    assert fresh.exists()  # may belong to a transaction still running
+    assert scalar(writer.con, "SELECT count(*) FROM observations") == 4
