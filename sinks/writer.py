@@ -162,7 +162,6 @@ class LakeWriter:
     """Writes batches into the DuckLake store; see the module docstring for the protocol."""
 
     def __init__(self, store: Store, *, compact_every: int = 32) -> None:
-        self.store_location = store
         prepare_data_dir(store.data_dir)
         self._hold = CatalogHold(store)
         try:

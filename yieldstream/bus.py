@@ -17,7 +17,6 @@ from typing import Any, Final, Protocol
 
 RAW: Final = "yields.raw"
 OBSERVATIONS: Final = "yields.observations"
-DLQ: Final = "yields.dlq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +71,3 @@ class MemoryBus:
 
     async def close(self, topic: str) -> None:
         await self._queue(topic).put(_CLOSED)
-
-    def depth(self, topic: str) -> int:
-        return self._queue(topic).qsize()

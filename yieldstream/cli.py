@@ -21,6 +21,7 @@ from rich.table import Table
 from ingest._http import parse_json
 from sinks.lake import Store, open_reader
 from transforms import Context, apply
+from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream import logs
 from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
@@ -234,13 +235,25 @@ def _parse_file(file: Path) -> tuple[Any, bool]:
 
 
 def _categories(file: Path) -> dict[str, str]:
-    body, _ = _parse_file(file)
-    rows = body if isinstance(body, list) else []
-    return {
-        str(r["slug"]): str(r["category"])
-        for r in rows
-        if isinstance(r, dict) and r.get("slug") and r.get("category")
-    }
+    """Slug -> category from a saved ``/protocols`` response, read as the daemon reads it."""
+    body, lenient = _parse_file(file)
+    protocols = get_source("defillama-protocols")
+    try:
+        records = [
+            record
+            for endpoint in protocols.endpoints
+            for record in endpoint.records(
+                body,
+                source=protocols.name,
+                fetched_at=datetime.now(UTC),
+                run_id="parse",
+                lenient=lenient,
+                url=str(file),
+            )
+        ]
+    except BadResponse as exc:
+        raise _fail(f"--categories: {exc}", 1) from None
+    return protocol_categories(r.payload for r in records)
 
 
 @app.command()

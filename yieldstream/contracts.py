@@ -26,6 +26,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from yieldstream.errors import SkippableRecord
+
 APY_MIN_PCT: Final = -100.0
 APY_MAX_PCT: Final = 1e6
 
@@ -134,7 +136,7 @@ def _fetch_key(source: str, endpoint: str, fetched_at: datetime) -> str:
 _ZERO = timedelta(0)
 
 
-class ObservationError(ValueError):
+class ObservationError(SkippableRecord, ValueError):
     """The fields do not make a valid Observation; the message says which and why."""
 
 

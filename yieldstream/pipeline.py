@@ -281,9 +281,8 @@ class Pipeline:
         """
         # A recovered batch may come from a source this run does not poll.
         source = self.sources.get(batch.source) or registered_sources().get(batch.source)
-        run_id = batch.records[0].run_id if batch.records else None
         with structlog.contextvars.bound_contextvars(
-            source=batch.source, run_id=run_id, batch_id=batch.batch_id
+            source=batch.source, run_id=batch.run_id, batch_id=batch.batch_id
         ):
             archiving = None
             if not batch.archived:

@@ -39,6 +39,11 @@ class RawBatch:
     records: list[RawRecord]
     archived: bool = False  # True when recovered from the archive
 
+    @property
+    def run_id(self) -> str | None:
+        """The fetch run the records came from."""
+        return self.records[0].run_id if self.records else None
+
 
 def _token() -> str:
     return uuid.uuid4().hex
@@ -148,7 +153,7 @@ class Transformer:
             table,
             rejections,
             token=batch.batch_id,
-            run_id=batch.records[0].run_id if batch.records else None,
+            run_id=batch.run_id,
         )
 
     @staticmethod
