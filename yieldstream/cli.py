@@ -395,6 +395,7 @@ def demo(
         err.print(
             f'kept in {target}; try: yieldstream -d {target} sql "FROM latest_yields"',
             highlight=False,
+            soft_wrap=True,  # a command to copy: never broken across lines
         )
     else:
         err.print(
