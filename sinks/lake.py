@@ -1,9 +1,11 @@
 """Opening the DuckLake store: extensions offline, catalog, schema migrations, views.
 
-The store is DuckLake: a catalog database (SQLite in ``<data dir>/catalog.sqlite`` by
-default) plus Parquet files under ``<data dir>/lake/``. Unlike a plain DuckDB file,
-several processes can open it at once: the writer keeps writing while analysts
-attach it read-only.
+The store is DuckLake: a catalog database plus Parquet files under
+``<data dir>/lake/``. The catalog is SQLite (``<data dir>/catalog.sqlite`` by
+default) or PostgreSQL (``postgresql://...``), which lets writers on several hosts
+share one store over a shared data volume. Unlike a plain DuckDB file, several
+processes can open it at once: writers keep writing while analysts attach it
+read-only.
 
 Two things about the SQLite catalog make that work in practice (measured with
 DuckDB 1.4.4, where a wait for a SQLite lock lasts a whole second):
@@ -15,15 +17,25 @@ DuckDB 1.4.4, where a wait for a SQLite lock lasts a whole second):
   opens and closes a SQLite connection per catalog transaction; whenever the last
   one closed, SQLite checkpointed and deleted the WAL under an exclusive lock, and
   every reader querying at that moment waited 1 s.
+
+Several writers may share one store; :func:`write_lock` lets one at a time
+create, migrate or change it (and says what failed without it).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib.util
+import re
 import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote
 
 import duckdb
 
@@ -31,51 +43,273 @@ from yieldstream.errors import ConfigError
 
 LAKE = "lake"
 SQL = files("sinks") / "sql"
+SUPPORTED = "sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+FIX = "check --catalog / YIELDSTREAM_CATALOG"
+# The DuckDB secret holding a PostgreSQL catalog's password (see _password_secret).
+_SECRET = "yieldstream_catalog"
+# The catalog database attached as plain PostgreSQL, for advisory locks.
+_LOCKS = "yieldstream_locks"
+
+
+@dataclass(frozen=True, slots=True)
+class Postgres:
+    """A PostgreSQL catalog URL taken apart for libpq, the password kept aside."""
+
+    conninfo: str  # libpq ``key=value`` form, without the password
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> Postgres:
+        """Read ``postgresql://[user[:password]@][host][:port][,...][/dbname][?param=value&...]``.
+
+        DuckLake takes ``postgres:<libpq conninfo>``, and libpq would take the URL
+        itself as conninfo. But then the password shows in ``duckdb_databases()``
+        and in DuckDB's error messages; kept in a DuckDB secret it shows nowhere, and
+        libpq merges a secret's ``password=...`` only with key=value settings.
+        """
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ConfigError(f"unsupported catalog {mask(url)!r}; use {SUPPORTED}")
+        cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+        netloc, tail = rest[:cut], rest[cut:]
+        userinfo, at, hostspec = netloc.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        path, _, query = tail.partition("?")
+        settings: dict[str, str] = {}
+        hosts, ports = [], []
+        for part in filter(None, hostspec.split(",")):
+            host, port = _host_port(part)
+            hosts.append(host)
+            ports.append(port)
+        if any(hosts):
+            settings["host"] = ",".join(hosts)
+        if any(ports):
+            settings["port"] = ",".join(ports)
+        if path.strip("/"):
+            settings["dbname"] = unquote(path.lstrip("/"))
+        if user:
+            settings["user"] = unquote(user)
+        settings.update(parse_qsl(query, keep_blank_values=True))
+        secret = settings.pop("password", None)
+        if colon and at:
+            secret = unquote(password)
+        conninfo = " ".join(f"{key}={_conninfo_value(value)}" for key, value in settings.items())
+        return cls(conninfo=conninfo, password=secret or None)
+
+
+def _host_port(part: str) -> tuple[str, str]:
+    """``host``, ``host:port``, ``[v6]:port`` or ``:port`` as (host, port), either may be ''."""
+    if part.startswith("["):
+        host, _, port = part[1:].partition("]")
+        return unquote(host), port.removeprefix(":")
+    host, _, port = part.partition(":")
+    return unquote(host), port
+
+
+def _conninfo_value(value: str) -> str:
+    """A value as libpq's key=value syntax wants it: quoted unless plain."""
+    if value and not any(c in value for c in " '\\\t\n"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Up to the last "@" of the word: a password may hold a (wrongly unescaped) "@".
+_PASSWORD_IN_URL = re.compile(r"(://[^/?@:\s]*:)\S*@")
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
+
+
+def mask(text: str, *secrets: str | None) -> str:
+    """``text`` with every password it may hold replaced by ``***``: safe to log or show."""
+    text = _PASSWORD_IN_URL.sub(r"\1***@", text)
+    text = _PASSWORD_PARAM.sub(r"\1***", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
 class Store:
-    """Where the store lives: its data directory and catalog."""
+    """Where the store lives: its data directory and catalog.
+
+    The catalog is a SQLite file (the default, ``<data dir>/catalog.sqlite``, or
+    ``sqlite:PATH``) or a PostgreSQL database (``postgresql://...`` or
+    ``postgres://...``); the Parquet files are under ``<data dir>/lake/`` either way.
+    The repr never shows a password.
+    """
 
     data_dir: Path
     catalog: str | None = None  # DuckLake catalog; None: SQLite file in data_dir
 
+    def __repr__(self) -> str:
+        catalog = None if self.catalog is None else mask(self.catalog)
+        return f"Store(data_dir={self.data_dir!r}, catalog={catalog!r})"
+
+    @property
+    def postgres(self) -> Postgres | None:
+        """The PostgreSQL catalog, or None for a SQLite one."""
+        if self.catalog is None or self.catalog.startswith("sqlite:"):
+            return None
+        if self.catalog.startswith(("postgresql://", "postgres://")):
+            return Postgres.parse(self.catalog)
+        raise ConfigError(f"unsupported catalog {mask(self.catalog)!r}; use {SUPPORTED}")
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite file holding the catalog; None when the catalog is in PostgreSQL."""
+        if self.catalog is None:
+            return self.data_dir / "catalog.sqlite"
+        if self.postgres is None:
+            return Path(self.catalog.removeprefix("sqlite:"))
+        return None
+
     @property
     def catalog_uri(self) -> str:
-        if self.catalog is None:
-            return f"sqlite:{self.data_dir / 'catalog.sqlite'}"
-        if self.catalog.startswith("sqlite:"):
-            return self.catalog
-        raise ConfigError(
-            f"unsupported catalog {self.catalog!r}; use sqlite:PATH (or leave it unset)"
-        )
+        """The catalog as DuckLake's ATTACH takes it: ``sqlite:PATH`` or ``postgres:CONNINFO``.
+
+        The PostgreSQL conninfo holds no password (see :meth:`Postgres.parse`).
+        """
+        postgres = self.postgres
+        return f"sqlite:{self.sqlite_file}" if postgres is None else f"postgres:{postgres.conninfo}"
+
+    @property
+    def where(self) -> str:
+        """The store for messages: its data directory, or its catalog with no password."""
+        return str(self.data_dir) if self.catalog is None else mask(self.catalog)
 
     @property
     def exists(self) -> bool:
-        return self.catalog is not None or (self.data_dir / "catalog.sqlite").is_file()
+        """Whether a store was created here: the SQLite file, or DuckLake's tables in PostgreSQL.
 
-    @property
-    def sqlite_file(self) -> Path:
-        """The SQLite file holding the catalog."""
-        return Path(self.catalog_uri.removeprefix("sqlite:"))
+        For PostgreSQL this asks the server (one connection); an unreachable server is
+        a :class:`ConfigError`.
+        """
+        sqlite_file = self.sqlite_file
+        if sqlite_file is not None:
+            return sqlite_file.is_file()
+        try:
+            _attach(_duckdb(self), self, read_only=True).close()
+        except _NoStore:
+            return False
+        return True
 
 
 class CatalogHold:
     """The SQLite catalog in WAL mode, with one idle connection held open.
 
     Hold it for as long as a writer is attached (see the module docstring). The
-    connection never opens a transaction, so it takes no lock.
+    connection never opens a transaction, so it takes no lock. A PostgreSQL catalog
+    needs neither: nothing is held for it.
     """
 
     def __init__(self, store: Store) -> None:
+        self._con: sqlite3.Connection | None = None
         path = store.sqlite_file
+        if path is None:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         # WAL mode is stored in the file: set once, it stays for every process.
         self._con = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
         self._con.execute("PRAGMA journal_mode = WAL")
 
     def close(self) -> None:
-        self._con.close()
+        if self._con is not None:
+            self._con.close()
+
+
+@contextmanager
+def write_lock(store: Store, con: duckdb.DuckDBPyConnection | None = None) -> Iterator[None]:
+    """One writer at a time: hold it to create or migrate the store, and around every
+    write transaction and compaction. ``con``: the writer's connection, if it has one.
+
+    Several writers share a store (sink processes on one host with SQLite, on
+    several hosts with PostgreSQL); what failed when two committed at once, with
+    DuckDB 1.4.4 and DuckLake 0.3:
+
+    * starting together on a fresh store, both created DuckLake's tables ("database
+      is locked" with SQLite, a duplicate key in ``pg_type`` with PostgreSQL), both
+      switched the SQLite file to WAL, both ran the same migration;
+    * SQLite: DuckDB keeps the catalog snapshot a transaction began with until it
+      commits, and a commit of another writer in between failed it ("database is
+      locked"); four writers re-ran transactions up to 10 times in a row;
+    * PostgreSQL: DuckLake commits from the snapshot the transaction began with and
+      retries on a newer one after a clash; a retried commit that registered the
+      table's first pyarrow file (a new name map) kept the map's discarded id, and
+      the table became unreadable ("Unknown name map id 4 when trying to map file"),
+      in one run of three with two writers;
+    * PostgreSQL: a commit after another writer had created tables or views failed
+      ("Failed to parse catalog entry - trailing data after quoted value");
+    * two compactions merged the same files ("another transaction has compacted it").
+
+    Holding this lock, a writer's transaction meets no other writer's commit. Only
+    the transactions wait for each other: batches are decoded and transformed in
+    parallel. With SQLite the lock is a file lock beside the catalog file (its
+    writers share a host); with PostgreSQL an advisory lock in the catalog database.
+    The process's death releases either.
+    """
+    sqlite_file = store.sqlite_file
+    if sqlite_file is not None:
+        with _file_lock(sqlite_file):
+            yield
+        return
+    if con is not None:
+        with _advisory_lock(con, store):
+            yield
+        return
+    own = _duckdb(store)
+    try:
+        with _advisory_lock(own, store):
+            yield
+    finally:
+        own.close()
+
+
+@contextmanager
+def _file_lock(sqlite_file: Path) -> Iterator[None]:
+    """An exclusive lock on a file beside the SQLite catalog, for the processes of its host.
+
+    The kernel releases it when the file closes, or when the process dies.
+    """
+    sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    with (sqlite_file.parent / f"{sqlite_file.name}.lock").open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+
+@contextmanager
+def _advisory_lock(con: duckdb.DuckDBPyConnection, store: Store) -> Iterator[None]:
+    """The store's advisory lock in its PostgreSQL catalog database, held by this block.
+
+    A transaction on a connection of its own holds it (a cursor of ``con``, with
+    the catalog database attached as plain PostgreSQL), so it ends with this block,
+    or with the process. Should the writer's host die instead, TCP keepalives let
+    the server end the session (and free the lock) within half a minute, not the
+    two hours of the kernel's defaults.
+    """
+    secret = _password_secret(con, store)
+    options = "TYPE postgres" + (f", SECRET {secret}" if secret else "")
+    conninfo = store.catalog_uri.removeprefix("postgres:")
+    try:
+        con.execute(f"ATTACH IF NOT EXISTS {_sql_string(conninfo)} AS {_LOCKS} ({options})")
+    except duckdb.Error as exc:
+        raise _catalog_error(exc, store) from None
+    query = (
+        "SELECT set_config('tcp_keepalives_idle', '10', true) AS idle, "
+        "set_config('tcp_keepalives_interval', '5', true) AS interval, "
+        "set_config('tcp_keepalives_count', '3', true) AS count, "
+        "pg_advisory_xact_lock(hashtext('yieldstream writer'))::text AS locked"
+    )
+    with closing(con.cursor()) as lock:
+        lock.execute("BEGIN")
+        try:
+            lock.execute(f"SELECT * FROM postgres_query('{_LOCKS}', ?)", [query]).fetchall()
+            yield
+        finally:
+            lock.execute("ROLLBACK")
 
 
 def _extension_directory() -> str | None:
@@ -86,7 +320,8 @@ def _extension_directory() -> str | None:
     return str(Path(next(iter(spec.submodule_search_locations))) / "extensions")
 
 
-def _duckdb() -> duckdb.DuckDBPyConnection:
+def _duckdb(store: Store) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with DuckLake and the extension for the store's catalog."""
     ext_dir = _extension_directory()
     config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": "false"
@@ -94,7 +329,7 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     if ext_dir is not None:
         config["extension_directory"] = ext_dir
     con = duckdb.connect(config=config)
-    for extension in ("ducklake", "sqlite"):
+    for extension in ("ducklake", "sqlite" if store.postgres is None else "postgres"):
         try:
             con.load_extension(extension)
         except duckdb.Error:
@@ -105,24 +340,106 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return con
 
 
+class _NoStore(ConfigError):
+    """The catalog is reachable but holds no store yet."""
+
+
+def _password_secret(con: duckdb.DuckDBPyConnection, store: Store) -> str | None:
+    """Put a PostgreSQL catalog's password in a temporary DuckDB secret; its name.
+
+    DuckDB shows secrets redacted, so the password is in no catalog listing and no
+    error message.
+    """
+    postgres = store.postgres
+    if postgres is None or postgres.password is None:
+        return None
+    con.execute(
+        f"CREATE OR REPLACE TEMPORARY SECRET {_SECRET} "
+        f"(TYPE postgres, PASSWORD {_sql_string(postgres.password)})"
+    )
+    return _SECRET
+
+
+def _attach(
+    con: duckdb.DuckDBPyConnection, store: Store, *, read_only: bool = False, options: str = ""
+) -> duckdb.DuckDBPyConnection:
+    """Attach the store's catalog as :data:`LAKE` and use it; ``con`` back.
+
+    Failing to reach a PostgreSQL catalog is a one-line :class:`ConfigError`
+    naming it (password masked) and the setting to fix; ``con`` is closed then.
+    """
+    settings = [options] if options else []
+    if read_only:
+        settings.append("READ_ONLY")
+    secret = _password_secret(con, store)
+    if secret is not None:
+        settings.append(f"METADATA_PARAMETERS MAP {{'SECRET': '{secret}'}}")
+    attach = f"ATTACH {_sql_string('ducklake:' + store.catalog_uri)} AS {LAKE}"
+    try:
+        con.execute(attach + (f" ({', '.join(settings)})" if settings else ""))
+    except duckdb.Error as exc:
+        con.close()
+        if store.postgres is None:
+            raise
+        if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
+            raise _NoStore(
+                f"no store in the catalog at {store.where}; "
+                "run `yieldstream run` (or `yieldstream demo`) first"
+            ) from None
+        raise _catalog_error(exc, store) from None
+    con.execute(f"USE {LAKE}")
+    return con
+
+
+def _catalog_error(exc: duckdb.Error, store: Store) -> ConfigError:
+    postgres = store.postgres
+    reason = mask(_reason(exc), postgres.password if postgres else None)
+    return ConfigError(f"cannot open the DuckLake catalog at {store.where} ({reason}); {FIX}")
+
+
+def _reason(exc: duckdb.Error) -> str:
+    """What went wrong, on one line, without DuckDB's wrapping around what libpq said."""
+    text = str(exc)
+    # 'Failed to attach DuckLake MetaData "x" at path + "postgres:..."<what happened>'
+    text = re.sub(r'^.*?Failed to attach DuckLake MetaData ".*?" at path \+ ".*?"', "", text)
+    _, found, said = text.partition("Unable to connect to Postgres at ")
+    if found:  # '"<conninfo>": connection to server at "h", port 1 failed: Connection refused'
+        text = said.partition('": ')[2] or said
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    line = line.rpartition(" failed: ")[2]
+    line = re.sub(r"^((IO|Invalid Input|Catalog) Error|FATAL|ERROR):\s*", "", line)
+    return line[:1].lower() + line[1:]
+
+
 def open_writer(store: Store) -> duckdb.DuckDBPyConnection:
     """A read-write connection with the lake attached and the schema up to date.
 
-    The data directory must exist (:func:`prepare_data_dir`).
+    The data directory must exist (:func:`prepare_data_dir`); hold
+    :func:`write_lock` around it when other writers may use the store.
     """
     data_path = store.data_dir / "lake"
-    con = _duckdb()
     # No data inlining (small inserts kept as rows in the catalog): flushing them to
     # Parquet later raced with readers, who now and then missed the flushed rows
     # (counts went down, then up again). Every commit writes Parquet; compaction
     # merges the small files. The data path is where the store is now, so a data
     # directory that was moved or copied still opens.
-    con.execute(
-        f"ATTACH 'ducklake:{store.catalog_uri}' AS {LAKE} "
-        f"(DATA_PATH '{data_path}/', OVERRIDE_DATA_PATH true, DATA_INLINING_ROW_LIMIT 0)"
+    con = _attach(
+        _duckdb(store),
+        store,
+        options=(
+            f"DATA_PATH {_sql_string(f'{data_path}/')}, OVERRIDE_DATA_PATH true, "
+            "DATA_INLINING_ROW_LIMIT 0"
+        ),
     )
-    con.execute(f"USE {LAKE}")
-    _migrate(con)
+    try:
+        # Commits never clash under write_lock; should one clash all the same, the
+        # writer runs the whole transaction again rather than DuckLake retrying the
+        # commit alone, the retry that lost a new name map (see write_lock).
+        con.execute("SET ducklake_max_retry_count = 0")
+        _migrate(con)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -130,7 +447,9 @@ def prepare_data_dir(path: Path) -> None:
     """Create the data directory, or say in one line why it cannot be used."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        # A name of its own: writers starting together in one shared directory
+        # deleted each other's probe ("No such file or directory").
+        probe = path / f".write-test-{uuid.uuid4().hex}"
         probe.touch()
         probe.unlink()
     except OSError as exc:
@@ -142,14 +461,19 @@ def prepare_data_dir(path: Path) -> None:
 
 def open_reader(store: Store) -> duckdb.DuckDBPyConnection:
     """A read-only connection with the lake attached and the analyst views defined."""
-    if not store.exists:
+    sqlite_file = store.sqlite_file
+    if sqlite_file is not None and not sqlite_file.is_file():
         raise ConfigError(
-            f"no store in {store.data_dir}; run `yieldstream run` (or `yieldstream demo`) first"
+            f"no store in {store.where}; run `yieldstream run` (or `yieldstream demo`) first"
         )
-    con = _duckdb()
-    con.execute(f"ATTACH 'ducklake:{store.catalog_uri}' AS {LAKE} (READ_ONLY)")
-    con.execute(f"USE {LAKE}")
-    return con
+    # The catalog holds the data path of the writer that created the store; on
+    # another host the shared volume may be mounted elsewhere (queries failed with
+    # "Cannot open file"). The data directory given wins when it holds the files.
+    data_path = store.data_dir / "lake"
+    options = ""
+    if data_path.is_dir():
+        options = f"DATA_PATH {_sql_string(f'{data_path}/')}, OVERRIDE_DATA_PATH true"
+    return _attach(_duckdb(store), store, read_only=True, options=options)
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -167,4 +491,29 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(script.read_text())
         con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
         con.execute("COMMIT")
-    con.execute((SQL / "views.sql").read_text())
+    _define_views(con)
+
+
+def _define_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create the analyst views of ``views.sql``, unless they are already these.
+
+    Each view's comment names the ``views.sql`` it came from. Replacing unchanged
+    views at every writer start only added snapshots, and with a PostgreSQL catalog
+    DuckLake 0.3 failed the commit of another writer whose transaction had begun
+    before them ("Failed to parse catalog entry - trailing data after quoted value").
+    """
+    script = (SQL / "views.sql").read_text()
+    stamp = f"yieldstream views.sql {hashlib.sha256(script.encode()).hexdigest()[:16]}"
+    names = re.findall(r"CREATE OR REPLACE VIEW (\w+)", script)
+    found = con.execute(
+        "SELECT view_name, comment FROM duckdb_views() "
+        "WHERE database_name = ? AND schema_name = 'main'",
+        [LAKE],
+    ).fetchall()
+    if all((name, stamp) in found for name in names):
+        return
+    con.execute("BEGIN")
+    con.execute(script)
+    for name in names:
+        con.execute(f"COMMENT ON VIEW {name} IS {_sql_string(stamp)}")
+    con.execute("COMMIT")

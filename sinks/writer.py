@@ -16,24 +16,38 @@ Every :attr:`compact_every` commits the writer merges small Parquet files
 are deleted only once no snapshot younger than :data:`KEEP` needs them, so a
 query that started before a compaction still finds its files.
 
+Several writers (sink processes, on several hosts with a PostgreSQL catalog) may
+share one store: their transactions and compactions take turns under
+:func:`sinks.lake.write_lock`, and a commit that clashed all the same runs again.
+
 Not thread-safe: the pipeline drives one writer from one thread.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import stamina
 import structlog
 
-from sinks.lake import LAKE, CatalogHold, Store, open_writer, prepare_data_dir
+from sinks.lake import (
+    LAKE,
+    CatalogHold,
+    Store,
+    mask,
+    open_writer,
+    prepare_data_dir,
+    write_lock,
+)
 from transforms.defillama_protocols import SOURCE as PROTOCOLS
 from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream.contracts import Observation, RawRecord, Rejection
@@ -71,6 +85,31 @@ _VALUE_FIELDS = tuple(f for f in _OBS_FIELDS if f not in ("source", "pool_id", "
 KEEP = timedelta(hours=1)
 # Files below this size are merged by compaction; larger ones are left as they are.
 SMALL_FILE = 1024 * 1024
+T = TypeVar("T")
+# What a commit fails with, in DuckDB 1.4.4 and DuckLake 0.3, when another writer
+# committed since the transaction began. Under write_lock that does not happen
+# between writers; should it all the same (a process writing without the lock),
+# the whole transaction runs again, from a snapshot that includes the other commit:
+_CONCURRENT = (
+    # SQLite: the catalog changed since this transaction first read it (WAL snapshot).
+    "database is locked",
+    # PostgreSQL: DuckLake misparses the change log when another writer created
+    # tables or views since this transaction began.
+    "failed to parse catalog entry",
+    # Either: a snapshot-id or file-id clash (DuckLake's own retry is off, see
+    # open_writer), a conflict, a serialization failure.
+    "exceeded the maximum retry count",
+    "primary key",
+    "unique",
+    "conflict",
+    "concurrent",
+    "could not serialize",
+)
+
+
+def _raced(exc: Exception) -> bool:
+    """Whether ``exc`` is a commit that lost a race with another writer's."""
+    return isinstance(exc, duckdb.Error) and any(text in str(exc).lower() for text in _CONCURRENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +202,14 @@ class LakeWriter:
 
     def __init__(self, store: Store, *, compact_every: int = 32) -> None:
         prepare_data_dir(store.data_dir)
-        self._hold = CatalogHold(store)
-        try:
-            self.con = open_writer(store)
-        except BaseException:
-            self._hold.close()
-            raise
+        with write_lock(store):  # other writers may be starting on this store too
+            self._hold = CatalogHold(store)
+            try:
+                self.con = open_writer(store)
+            except BaseException:
+                self._hold.close()
+                raise
+        self._store = store
         self.compact_every = compact_every
         self._commits = 0
         self.table_dir = store.data_dir / "lake" / "main"
@@ -183,11 +224,37 @@ class LakeWriter:
         con.execute("BEGIN")
         try:
             yield con
+            con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            self._rollback()
             raise
-        con.execute("COMMIT")
         self._commits += 1
+
+    def _rollback(self) -> None:
+        """End a failed transaction; a failed COMMIT may have ended it already."""
+        with suppress(duckdb.TransactionException):  # no transaction is active
+            self.con.execute("ROLLBACK")
+
+    def _committed(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``work`` in one transaction under :func:`write_lock`; run again if its commit clashed.
+
+        Several writers (processes, hosts) may share one store; the lock keeps their
+        transactions apart. A commit that clashed all the same (see :data:`_CONCURRENT`)
+        runs ``work`` again from the start: it re-reads what the other writer
+        committed, so the anti-joins stay right, and the Parquet files of the failed
+        attempt are orphans that compaction deletes.
+        """
+        for attempt in stamina.retry_context(
+            on=_raced,
+            attempts=20,
+            timeout=120.0,
+            wait_initial=0.02,
+            wait_max=1.0,
+            wait_jitter=0.05,
+        ):
+            with attempt, write_lock(self._store, self.con), self._transaction() as con:
+                return work(con)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     def _journal(
         self,
@@ -216,7 +283,8 @@ class LakeWriter:
         """Make a batch's raw records durable. False if the batch was archived already."""
         if not records:
             return False
-        with self._transaction() as con:
+
+        def archive(con: duckdb.DuckDBPyConnection) -> bool:
             seen = con.execute(
                 "SELECT 1 FROM batches WHERE batch_id = ? AND stage = 'archived' LIMIT 1",
                 [batch_id],
@@ -225,7 +293,9 @@ class LakeWriter:
                 return False
             self._add_files(con, "raw_records", "fetched_at", raw_table(batch_id, records))
             self._journal(con, batch_id, "archived", records[0].source, len(records))
-        return True
+            return True
+
+        return self._committed(archive)
 
     def _add_files(
         self, con: duckdb.DuckDBPyConnection, table_name: str, time_column: str, rows: pa.Table
@@ -262,12 +332,16 @@ class LakeWriter:
     ) -> Stored:
         """Append new observations and rejections; journal the batch as stored."""
         staged_obs = _as_table(observations)
-        with self._transaction() as con:
+
+        def store(con: duckdb.DuckDBPyConnection) -> Stored:
             added = self._insert_observations(con, batch_id, staged_obs)
             rejected = self._insert_rejections(con, batch_id, rejections)
             result = Stored(added, staged_obs.num_rows - added, rejected)
             if batch_id is not None:
                 self._journal(con, batch_id, "stored", source, records, result)
+            return result
+
+        result = self._committed(store)
         self.maybe_compact()
         return result
 
@@ -289,12 +363,16 @@ class LakeWriter:
         staged_obs = _as_table(observations)
         if dry_run:
             return self._compare(self.con, batch_id, staged_obs, rejections)
-        with self._transaction() as con:
+
+        def replace(con: duckdb.DuckDBPyConnection) -> Replaced:
             result = self._compare(con, batch_id, staged_obs, rejections)
             con.execute("DELETE FROM observations WHERE batch_id = ?", [batch_id])
             con.execute("DELETE FROM rejections WHERE batch_id = ?", [batch_id])
             self._insert_observations(con, batch_id, staged_obs)
             self._insert_rejections(con, batch_id, rejections)
+            return result
+
+        result = self._committed(replace)
         self.maybe_compact()
         return result
 
@@ -425,11 +503,17 @@ class LakeWriter:
         records: int,
         error: str | None,
     ) -> None:
-        self.con.execute(
-            "INSERT INTO fetches VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [source, run_id, started_at, datetime.now(UTC), ok, records, error],
+        # Once per run: over Kafka the same report may be delivered again.
+        finished_at = datetime.now(UTC)
+        self._committed(
+            lambda con: con.execute(
+                """
+                INSERT INTO fetches SELECT ?, ?, ?, ?, ?, ?, ?
+                WHERE NOT EXISTS (SELECT 1 FROM fetches WHERE source = ? AND run_id = ?)
+                """,
+                [source, run_id, started_at, finished_at, ok, records, error, source, run_id],
+            )
         )
-        self._commits += 1
 
     def pending(self) -> list[str]:
         """Batches archived but not stored: a kill came between the two transactions."""
@@ -486,8 +570,23 @@ class LakeWriter:
             self.compact()
 
     def compact(self) -> None:
-        """Merge small Parquet files; delete the files no snapshot kept needs."""
+        """Merge small Parquet files; delete the files no snapshot kept needs.
+
+        It holds :func:`write_lock` like any transaction: two writers compacting at
+        once merged the same files and one commit failed. A compaction that fails
+        all the same (a catalog that went away, a clash with a process writing
+        without the lock) is logged, not raised: the next one does the work, and
+        nothing is lost by merging later.
+        """
         self._commits = 0
+        try:
+            with write_lock(self._store, self.con):
+                self._compact()
+        except duckdb.Error as exc:
+            self._rollback()
+            log.warning("store_compaction_failed", error=mask(str(exc)))
+
+    def _compact(self) -> None:
         # Only small files need merging (journal, fetch log, single-point sources);
         # rewriting big batch files would cost time and memory for nothing.
         self.con.execute(

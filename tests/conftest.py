@@ -1,7 +1,9 @@
-"""Shared test fixtures: recorded responses, a loopback server, settings in tmp_path."""
+"""Shared test fixtures: recorded responses, a loopback server, settings in tmp_path,
+a PostgreSQL server."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,3 +94,145 @@ def steady_hour() -> None:
     now = datetime.now(UTC)
     if now.minute == 59 and now.second >= 45:
         time.sleep(61 - now.second)
+
+
+# PostgreSQL for the DuckLake catalog tests: a real server, never a mock.
+POSTGRES_MISSING = (
+    "PostgreSQL not found (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
+    "apt-get install postgresql, or set "
+    "YIELDSTREAM_TEST_POSTGRES=postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+)
+
+
+def _postgres_bin_dir() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, or Debian's newest /usr/lib/postgresql/N/bin."""
+    import shutil
+
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("pg_ctl"):
+        return Path(initdb).resolve().parent
+    found = [
+        d
+        for d in Path("/usr/lib/postgresql").glob("*/bin")
+        if (d / "initdb").is_file() and (d / "pg_ctl").is_file()
+    ]
+    if not found:
+        return None
+    return max(found, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def postgres_execute(url: str, *statements: str) -> None:
+    """Run statements outside a transaction (CREATE/DROP DATABASE) on the server at ``url``.
+
+    Through DuckDB's postgres extension, loaded the way the store loads it, so no
+    PostgreSQL client library or ``psql`` is needed.
+    """
+    from sinks.lake import Store, _duckdb
+
+    con = _duckdb(Store(Path("."), url))
+    try:
+        quoted = url.replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS server (TYPE postgres)")
+        for statement in statements:
+            con.execute("CALL postgres_execute('server', ?, use_transaction => false)", [statement])
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server's URL: ``YIELDSTREAM_TEST_POSTGRES``, or a throwaway cluster.
+
+    The throwaway cluster is initdb'd into a temporary directory and listens on a
+    free 127.0.0.1 port, with password (scram) authentication over TCP, so catalog
+    URLs carry a real password. PostgreSQL refuses to run as root: as root, initdb
+    and the server run as the ``postgres`` system user. Missing binaries fail the
+    tests (with how to install them) rather than skip them.
+    """
+    import secrets
+    import shutil
+    import subprocess
+    import tempfile
+
+    given = os.environ.get("YIELDSTREAM_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail(POSTGRES_MISSING, pytrace=False)
+    # Not under pytest's tmp_path: its parents are private to this user, and the
+    # server may run as another one.
+    root = Path(tempfile.mkdtemp(prefix="yieldstream-pg-"))
+    password = secrets.token_hex(12)
+    (root / "pwfile").write_text(password + "\n")
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pwfile", "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, log = root / "data", root / "server.log"
+
+    def run(*command: str) -> None:
+        done = subprocess.run(
+            [*as_owner, *command], capture_output=True, text=True, check=False, cwd=root
+        )
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip().splitlines()[-5:]
+            pytest.fail(
+                f"{Path(command[0]).name} failed: {' | '.join(output)}"
+                + (f" | server log: {log.read_text()[-500:]}" if log.exists() else ""),
+                pytrace=False,
+            )
+
+    pg_ctl = str(bin_dir / "pg_ctl")
+    try:
+        run(
+            str(bin_dir / "initdb"),
+            "--pgdata", str(data),
+            "--username", "postgres",
+            "--pwfile", str(root / "pwfile"),
+            "--auth-local", "trust",
+            "--auth-host", "scram-sha-256",
+            "--encoding", "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )  # fmt: skip
+        port = _free_port()
+        server_options = (
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        run(pg_ctl, "start", "--pgdata", str(data), "--log", str(log), "--wait",
+            "--timeout", "60", "-o", server_options)  # fmt: skip
+        base = f"postgresql://postgres:{password}@127.0.0.1:{port}"
+        postgres_execute(f"{base}/postgres", "CREATE DATABASE yieldstream_test")
+        yield f"{base}/yieldstream_test"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [*as_owner, pg_ctl, "stop", "--pgdata", str(data), "--mode", "immediate", "--wait"],
+                capture_output=True,
+                check=False,
+            )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_catalog(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped after the test."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"test_{uuid.uuid4().hex}"
+    postgres_execute(postgres_url, f"CREATE DATABASE {name}")
+    yield urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
+    postgres_execute(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

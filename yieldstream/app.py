@@ -20,9 +20,9 @@ from ingest._http import RateLimitedTransport, SourceConfig
 from sinks.lake import Store
 from sinks.writer import LakeWriter
 from yieldstream import __version__
-from yieldstream.bus import MemoryBus
+from yieldstream.bus import Bus, MemoryBus
 from yieldstream.errors import ConfigError
-from yieldstream.pipeline import Pipeline, RunStats
+from yieldstream.pipeline import ALL_ROLES, Pipeline, Role, RunStats
 from yieldstream.registry import Source, source, sources
 from yieldstream.settings import Settings
 from yieldstream.transformer import Transformer
@@ -68,26 +68,42 @@ async def run_pipeline(
     stop: asyncio.Event | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     handle_signals: bool = True,
+    roles: frozenset[Role] = ALL_ROLES,
+    kafka: bool = False,
 ) -> RunStats:
-    """Run the embedded pipeline until stopped (or once through every source)."""
-    chosen = selected(settings, only)
+    """Run the pipeline until stopped (or once through every source).
+
+    Embedded (the default): every role in this process over in-memory queues.
+    With ``kafka``: the given ``roles`` over the Kafka topics in ``settings.kafka``.
+    """
+    collects = "collect" in roles
+    chosen = selected(settings, only) if collects else {}
     configs: Mapping[str, SourceConfig] = {n: settings.source_config(n) for n in chosen}
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    if settings.metrics_port is not None:
-        try:
-            prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-                f"({exc.strerror or exc}); choose another metrics_port"
-            ) from None
-    writer = LakeWriter(store_of(settings), compact_every=settings.compact_every)
     try:
+        _serve_metrics(settings)
         async with AsyncExitStack() as stack:
+            writer = None
+            if "sink" in roles:
+                writer = LakeWriter(store_of(settings), compact_every=settings.compact_every)
+                stack.callback(writer.close)
+            bus: Bus
+            if kafka:
+                from yieldstream.kafka import KafkaBus  # the one module importing aiokafka
+
+                kafka_bus = KafkaBus(settings.kafka, batch_size=settings.batch_size)
+                stack.push_async_callback(kafka_bus.aclose)
+                await kafka_bus.start(
+                    produce=bool(roles & {"collect", "transform"}),
+                    follow_categories="transform" in roles,
+                )
+                bus = kafka_bus
+            else:
+                bus = MemoryBus(settings.queue_batches)
             clients = {
                 name: await stack.enter_async_context(client_for(cfg, transport))
                 for name, cfg in configs.items()
@@ -97,12 +113,20 @@ async def run_pipeline(
                 configs=configs,
                 clients=clients,
                 writer=writer,
-                bus=MemoryBus(settings.queue_batches),
+                bus=bus,
                 batch_size=settings.batch_size,
-                transformer=Transformer(settings.transform_processes),
+                transformer=Transformer(settings.transform_processes, wire_out=kafka)
+                if "transform" in roles
+                else None,
+                roles=roles,
             )
             log.info(
-                "pipeline_started", sources=list(chosen), once=once, data_dir=str(settings.data_dir)
+                "pipeline_started",
+                roles=sorted(roles),
+                mode="kafka" if kafka else "embedded",
+                sources=list(chosen),
+                once=once,
+                data_dir=str(settings.data_dir) if writer else None,
             )
             stats = await pipeline.run(once=once, stop=stop)
             log.info(
@@ -118,4 +142,15 @@ async def run_pipeline(
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-        writer.close()
+
+
+def _serve_metrics(settings: Settings) -> None:
+    if settings.metrics_port is None:
+        return
+    try:
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+            f"({exc.strerror or exc}); choose another metrics_port"
+        ) from None

@@ -11,8 +11,9 @@ nothing. Messages are committed once the consumer's downstream step is done.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 RAW: Final = "yields.raw"
@@ -24,9 +25,14 @@ class Message:
     topic: str
     key: str
     value: Any
+    receipt: Any = None  # what the bus needs to commit it (Kafka: offsets)
 
 
 class Bus(Protocol):
+    @property
+    def durable(self) -> bool:
+        """True when an acknowledged publish survives this process (Kafka)."""
+
     async def publish(self, topic: str, key: str, value: Any) -> None:
         """Hand a message to the bus; returns once the bus has accepted it."""
 
@@ -39,12 +45,20 @@ class Bus(Protocol):
     async def close(self, topic: str) -> None:
         """No more messages will be published to ``topic``."""
 
+    async def share_categories(self, categories: Mapping[str, str]) -> None:
+        """Make protocol categories learned here known to every transform worker."""
+
+    def known_categories(self) -> Mapping[str, str]:
+        """Protocol categories other workers shared."""
+
 
 _CLOSED: Final = object()
 
 
 class MemoryBus:
     """Bounded in-process queues, one per topic."""
+
+    durable: Final = False
 
     def __init__(self, maxsize: int = 4) -> None:
         self._maxsize = maxsize
@@ -71,3 +85,12 @@ class MemoryBus:
 
     async def close(self, topic: str) -> None:
         await self._queue(topic).put(_CLOSED)
+
+    async def share_categories(self, categories: Mapping[str, str]) -> None:
+        """One process: the transformer that learned them is the only one."""
+
+    def known_categories(self) -> Mapping[str, str]:
+        return _NONE
+
+
+_NONE: Final[Mapping[str, str]] = MappingProxyType({})

@@ -27,6 +27,7 @@ from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
 from yieldstream.contracts import Rejection
 from yieldstream.errors import BadResponse, ConfigError
+from yieldstream.pipeline import ALL_ROLES, Role, RunStats
 from yieldstream.registry import source as get_source
 from yieldstream.registry import sources as all_sources
 from yieldstream.settings import Settings
@@ -84,9 +85,51 @@ def main_options(
         str | None, typer.Option(help="auto (JSON unless a terminal), json or console")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="DuckLake catalog: postgresql://USER:PASS@HOST/DB for several hosts "
+            "[default: SQLite file in the data dir]"
+        ),
+    ] = None,
 ) -> None:
     """Settings come from ./yieldstream.toml (or $YIELDSTREAM_CONFIG) and YIELDSTREAM_* vars."""
-    ctx.obj = {"data_dir": data_dir, "log_format": log_format, "log_level": log_level}
+    ctx.obj = {
+        "data_dir": data_dir,
+        "log_format": log_format,
+        "log_level": log_level,
+        "catalog": catalog,
+    }
+
+
+KafkaServers = Annotated[
+    str | None,
+    typer.Option(
+        "--kafka",
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers "
+        "[default: KAFKA_BOOTSTRAP_SERVERS or kafka.bootstrap_servers]",
+    ),
+]
+Sources = Annotated[
+    list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
+]
+
+
+def _kafka_settings(ctx: typer.Context, servers: str | None) -> Settings:
+    return _settings(ctx, kafka={"bootstrap_servers": servers} if servers else None)
+
+
+def _run_role(
+    ctx: typer.Context,
+    roles: frozenset[Role],
+    servers: str | None,
+    *,
+    once: bool = False,
+    only: list[str] | None = None,
+) -> RunStats:
+    settings = _kafka_settings(ctx, servers)
+    return asyncio.run(run_pipeline(settings, once=once, only=only, roles=roles, kafka=True))
 
 
 @app.command()
@@ -95,14 +138,25 @@ def run(
     once: Annotated[
         bool, typer.Option("--once", help="Run every source once, store, exit")
     ] = False,
-    source: Annotated[
-        list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
-    ] = None,
+    source: Sources = None,
+    kafka: KafkaServers = None,
 ) -> None:
     """Run the daemon: poll every enabled source, store observations, until SIGINT/SIGTERM.
 
+    Embedded by default: one process, no other service. With --kafka HOST:PORT the
+    collect, transform and sink roles run in this process with Kafka topics between
+    them (`yieldstream collect`, `transform` and `sink` run one role each).
+
     Example: yieldstream run --once --source lido
     """
+    if kafka is not None:
+        if once:
+            raise _fail(
+                "--once is for the embedded pipeline; over Kafka use "
+                "`yieldstream collect --once` (transform and sink run until stopped)"
+            )
+        _run_role(ctx, ALL_ROLES, kafka, only=source)
+        return
     settings = _settings(ctx)
     stats = asyncio.run(run_pipeline(settings, once=once, only=source))
     if once:
@@ -113,6 +167,55 @@ def run(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@app.command()
+def collect(
+    ctx: typer.Context,
+    kafka: KafkaServers = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Collect every source once, publish, exit")
+    ] = False,
+    source: Sources = None,
+) -> None:
+    """Kafka role: poll the sources and publish raw records to yields.raw.
+
+    Runs until SIGINT/SIGTERM. Each fetched item is one message, acknowledged by
+    the broker before the fetch counts as done.
+
+    Example: yieldstream collect --kafka localhost:9092
+    """
+    stats = _run_role(ctx, frozenset({"collect"}), kafka, once=once, only=source)
+    if once:
+        err.print(
+            f"published {stats.fetched} records, {stats.fetch_failures} failed fetches",
+            highlight=False,
+        )
+
+
+@app.command()
+def transform(ctx: typer.Context, kafka: KafkaServers = None) -> None:
+    """Kafka role: validate raw records into observations; rejections go to yields.dlq.
+
+    Joins the transform consumer group; run more of them to scale out. Input offsets
+    are committed only after the outputs were acknowledged.
+
+    Example: yieldstream transform --kafka localhost:9092
+    """
+    _run_role(ctx, frozenset({"transform"}), kafka)
+
+
+@app.command()
+def sink(ctx: typer.Context, kafka: KafkaServers = None) -> None:
+    """Kafka role: store observations and rejections in the DuckLake store.
+
+    Joins the sink consumer group; offsets are committed after the store's
+    transaction committed. Several sinks can write one store (a PostgreSQL
+    --catalog when they run on several hosts).
+
+    Example: yieldstream --catalog postgresql://ys:ys@db/ys sink --kafka localhost:9092
+    """
+    _run_role(ctx, frozenset({"sink"}), kafka)
 
 
 def _print_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format) -> None:

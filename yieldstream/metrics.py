@@ -13,3 +13,15 @@ DUPLICATES_SKIPPED = Counter(
     "yieldstream_duplicates_skipped", "Observations already stored (same key)", ["source"]
 )
 REJECTIONS = Counter("yieldstream_rejections", "Records rejected", ["source", "stage"])
+KAFKA_MESSAGES_SENT = Counter(
+    "yieldstream_kafka_messages_sent", "Messages acknowledged by Kafka", ["topic"]
+)
+KAFKA_SEND_FAILURES = Counter(
+    "yieldstream_kafka_send_failures", "Kafka send attempts that failed (then retried)"
+)
+KAFKA_COMMIT_FAILURES = Counter(
+    "yieldstream_kafka_commit_failures", "Offset commits that failed (messages redelivered)"
+)
+DLQ_MESSAGES = Counter(
+    "yieldstream_dlq_messages", "Rejections sent to the dead-letter topic", ["source", "stage"]
+)

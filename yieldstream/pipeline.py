@@ -13,6 +13,10 @@ Three kinds of tasks connected by the bus (:mod:`yieldstream.bus`):
 All store calls run on one dedicated thread; DuckDB and pyarrow release the GIL, so
 storing overlaps with collecting. At start, batches archived but not stored (a kill
 came between) are transformed and stored first.
+
+The same code runs each role on its own over Kafka (``roles``): a durable bus
+(:class:`yieldstream.kafka.KafkaBus`) holds the raw records once acknowledged, so
+nothing is archived in the store and a publish is done once the broker has it.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import httpx
 import structlog
@@ -46,8 +50,13 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 PROTOCOLS = "defillama-protocols"
+Role = Literal["collect", "transform", "sink"]
+ALL_ROLES: Final[frozenset[Role]] = frozenset(("collect", "transform", "sink"))
 # Raw batches being archived and transformed at once (their outcomes stay in order).
 TRANSFORMS_IN_FLIGHT = 2
+# Outcomes received while the one before is being stored.
+SINKS_IN_FLIGHT = 2
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -68,11 +77,14 @@ class Pipeline:
         sources: Mapping[str, Source],
         configs: Mapping[str, SourceConfig],
         clients: Mapping[str, httpx.AsyncClient],
-        writer: LakeWriter,
+        writer: LakeWriter | None,
         bus: Bus,
         batch_size: int,
         transformer: Transformer | None = None,
+        roles: frozenset[Role] = ALL_ROLES,
     ) -> None:
+        if "sink" in roles and writer is None:
+            raise ValueError("the sink role needs a store writer")
         self.sources = sources
         self.configs = configs
         self.clients = clients
@@ -80,6 +92,9 @@ class Pipeline:
         self.bus = bus
         self.batch_size = batch_size
         self.transformer = transformer or Transformer(processes=0)
+        self.roles = roles
+        # Raw first: without a durable bus, raw records go to the store's archive.
+        self.archives = writer is not None and not bus.durable
         self.stats = RunStats()
         self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._done: dict[str, asyncio.Future[None]] = {}
@@ -89,6 +104,11 @@ class Pipeline:
 
     async def _on_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    @property
+    def _writer(self) -> LakeWriter:
+        assert self.writer is not None  # the roles that store have one (checked at init)
+        return self.writer
 
     # --- running -------------------------------------------------------------
 
@@ -104,19 +124,26 @@ class Pipeline:
         past it, what is archived but not stored is finished at the next start.
         """
         self._stop = stop
-        self._ctx = Context(MappingProxyType(await self._on_store(self.writer.categories)))
-        workers = [
-            asyncio.create_task(self._transformer(), name="transformer"),
-            asyncio.create_task(self._sink(), name="sink"),
-        ]
-        await self._recover()
-        pollers = [
-            asyncio.create_task(self._poll(name, once=once), name=f"poll:{name}")
-            for name in self.sources
-        ]
+        if self.writer is not None:
+            self._ctx = Context(MappingProxyType(await self._on_store(self._writer.categories)))
+        workers = []
+        if "transform" in self.roles:
+            workers.append(asyncio.create_task(self._transformer(), name="transformer"))
+        if "sink" in self.roles:
+            workers.append(asyncio.create_task(self._sink(), name="sink"))
+        if self.archives:
+            await self._recover()
+        pollers = []
+        if "collect" in self.roles:
+            pollers = [
+                asyncio.create_task(self._poll(name, once=once), name=f"poll:{name}")
+                for name in self.sources
+            ]
         stopper = asyncio.create_task(stop.wait())
         polling = asyncio.gather(*pollers)
-        waiters: list[asyncio.Future[Any]] = [stopper, polling, *workers]
+        waiters: list[asyncio.Future[Any]] = [stopper, *workers]
+        if pollers:
+            waiters.append(polling)
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for worker in workers:
@@ -128,17 +155,21 @@ class Pipeline:
             deadline = asyncio.get_running_loop().time() + shutdown_timeout
             log.info("pipeline_draining")
             # Cycles publishing a response finish it; those waiting upstream give up.
-            await asyncio.wait(pollers, timeout=shutdown_timeout / 2)
+            if pollers:
+                await asyncio.wait(pollers, timeout=shutdown_timeout / 2)
             for task in pollers:
                 task.cancel()
             await asyncio.gather(polling, return_exceptions=True)
             try:
                 async with asyncio.timeout_at(deadline):
                     await self.bus.close(RAW)
+                    if "transform" not in self.roles:  # else the transformer closes it
+                        await self.bus.close(OBSERVATIONS)
                     await asyncio.gather(*workers)
             except TimeoutError:
-                log.warning("drain_timeout", note="archived batches finish at next start")
-                self.writer.con.interrupt()
+                log.warning("drain_timeout", note="unfinished batches finish at next start")
+                if self.writer is not None:
+                    self.writer.con.interrupt()
                 for task in workers:
                     task.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
@@ -147,17 +178,26 @@ class Pipeline:
         return self.stats
 
     async def _recover(self) -> None:
-        pending = await self._on_store(self.writer.pending)
+        pending = await self._on_store(self._writer.pending)
         for batch_id in pending:
-            records = await self._on_store(self.writer.load_raw, batch_id)
+            records = await self._on_store(self._writer.load_raw, batch_id)
             if records:
                 log.info("batch_recovered", batch_id=batch_id, records=len(records))
                 await self._publish_raw(RawBatch(batch_id, records[0].source, records, True))
 
     async def _publish_raw(self, batch: RawBatch) -> asyncio.Future[None]:
+        return await self._publish(RAW, batch.source, batch.batch_id, batch)
+
+    async def _publish(self, topic: str, key: str, token: str, value: Any) -> asyncio.Future[None]:
+        """Publish; the future is done once the value is stored (or, on a durable bus,
+        once the bus acknowledged it: the sink may be another process)."""
         done = asyncio.get_running_loop().create_future()
-        self._done[batch.batch_id] = done
-        await self.bus.publish(RAW, batch.source, batch)
+        if self.bus.durable:
+            await self.bus.publish(topic, key, value)
+            done.set_result(None)
+        else:
+            self._done[token] = done
+            await self.bus.publish(topic, key, value)
         return done
 
     # --- polling -------------------------------------------------------------
@@ -241,10 +281,7 @@ class Pipeline:
         return Outcome(None, source, 0, rejections=[rejection], run_id=run_id)
 
     async def _publish_outcome(self, value: Outcome | FetchReport) -> asyncio.Future[None]:
-        done = asyncio.get_running_loop().create_future()
-        self._done[value.token] = done
-        await self.bus.publish(OBSERVATIONS, value.source, value)
-        return done
+        return await self._publish(OBSERVATIONS, value.source, value.token, value)
 
     # --- transform and sink ----------------------------------------------------
 
@@ -254,24 +291,17 @@ class Pipeline:
         While one batch's outcome waits for its archive to commit, the next is
         already being transformed, so the transform worker does not sit idle.
         """
-        prepared: asyncio.Queue[tuple[Message, asyncio.Task[Outcome | None]] | None]
-        prepared = asyncio.Queue(TRANSFORMS_IN_FLIGHT - 1)
-        publisher = asyncio.create_task(self._publish_prepared(prepared))
         try:
-            async for message in self.bus.subscribe(RAW):
-                task = asyncio.create_task(self._prepare(message.value))
-                await prepared.put((message, task))
-            await prepared.put(None)
-            await publisher
+            await _in_order(
+                self.bus.subscribe(RAW),
+                lambda message: self._prepare(message.value),
+                self._publish_prepared,
+                TRANSFORMS_IN_FLIGHT,
+            )
         finally:
-            publisher.cancel()
-            while not prepared.empty():
-                item = prepared.get_nowait()
-                if item is not None:
-                    item[1].cancel()
             await self.bus.close(OBSERVATIONS)
 
-    async def _prepare(self, batch: RawBatch) -> Outcome | None:
+    async def _prepare(self, batch: RawBatch) -> Outcome:
         """Archive and transform one raw batch; the outcome is returned once archived.
 
         The archive and the transform run at the same time (the archive on the store
@@ -285,50 +315,91 @@ class Pipeline:
             source=batch.source, run_id=batch.run_id, batch_id=batch.batch_id
         ):
             archiving = None
-            if not batch.archived:
+            if self.archives and not batch.archived and batch.records:
                 archiving = asyncio.ensure_future(
-                    self._on_store(self.writer.archive, batch.batch_id, batch.records)
+                    self._on_store(self._writer.archive, batch.batch_id, batch.records)
                 )
             try:
-                if source is None:
-                    log.error("batch_source_unknown", note="kept in the archive")
-                    return None
+                if source is None or not batch.records:
+                    return self._unprocessable(batch, source)
                 if batch.source == PROTOCOLS:
-                    self._learn_categories(batch.records)
+                    await self._learn_categories(batch.records)
+                elif shared := self.bus.known_categories():
+                    self._ctx = Context(MappingProxyType({**shared, **self._ctx.categories}))
                 return await self.transformer.run(batch, source, self._ctx)
             finally:
                 if archiving is not None:
                     await archiving  # raises if the archive failed: nothing is published
 
-    async def _publish_prepared(
-        self, prepared: asyncio.Queue[tuple[Message, asyncio.Task[Outcome | None]] | None]
-    ) -> None:
-        while (item := await prepared.get()) is not None:
-            message, task = item
-            outcome = await task
-            if outcome is None:
-                self._resolve(message.value.batch_id)
-            else:
-                await self.bus.publish(OBSERVATIONS, outcome.source, outcome)
-            await self.bus.commit(message)
+    @staticmethod
+    def _unprocessable(batch: RawBatch, source: Source | None) -> Outcome:
+        """A batch with no transform to run: its records are rejected, with the reason."""
+        rejections = list(batch.rejections)
+        if source is None:
+            log.error("batch_source_unknown", records=len(batch.records))
+            now = datetime.now(UTC)
+            rejections.extend(
+                Rejection(
+                    source=r.source,
+                    endpoint=r.endpoint,
+                    stage="decode",
+                    reason=f"no source named {r.source!r} in this yieldstream version; "
+                    "upgrade it, then replay",
+                    native_id=r.native_id,
+                    payload=r.payload,
+                    rejected_at=now,
+                    raw_id=r.raw_id,
+                )
+                for r in batch.records
+            )
+        return Outcome(
+            batch.batch_id,
+            batch.source,
+            len(batch.records) + len(batch.rejections),
+            rejections=rejections,
+            token=batch.batch_id,
+            run_id=batch.run_id,
+        )
+
+    async def _publish_prepared(self, message: Message, outcome: Outcome) -> None:
+        await self.bus.publish(OBSERVATIONS, outcome.source, outcome)
+        await self.bus.commit(message)
+        if self.bus.durable:  # else batch_stored follows at once
+            log.info(
+                "batch_transformed",
+                source=outcome.source,
+                records=outcome.records,
+                observations=len(outcome.observations),
+                rejected=len(outcome.rejections),
+            )
 
     async def _sink(self) -> None:
-        async for message in self.bus.subscribe(OBSERVATIONS):
-            value = message.value
-            if isinstance(value, FetchReport):
-                await self._on_store(
-                    self.writer.record_fetch,
-                    value.source,
-                    value.run_id,
-                    value.started_at,
-                    value.ok,
-                    value.records,
-                    value.error,
-                )
-            else:
-                await self._store(value)
-            self._resolve(value.token)
-            await self.bus.commit(message)
+        """Store what arrives, in order; the next message is received and decoded while
+        the previous one is being stored (the store thread releases the GIL)."""
+        await _in_order(
+            self.bus.subscribe(OBSERVATIONS),
+            lambda message: self._sink_one(message.value),
+            self._stored,
+            SINKS_IN_FLIGHT,
+        )
+
+    async def _stored(self, message: Message, _: None) -> None:
+        self._resolve(message.value.token)
+        await self.bus.commit(message)
+
+    async def _sink_one(self, value: Outcome | FetchReport) -> None:
+        if isinstance(value, FetchReport):
+            await self._on_store(
+                self._writer.record_fetch,
+                value.source,
+                value.run_id,
+                value.started_at,
+                value.ok,
+                value.records,
+                value.error,
+            )
+        else:
+            await self._store(value)
 
     async def _store(self, outcome: Outcome) -> None:
         with structlog.contextvars.bound_contextvars(
@@ -338,7 +409,7 @@ class Pipeline:
 
     async def _store_bound(self, outcome: Outcome) -> None:
         stored: Stored = await self._on_store(
-            self.writer.store,
+            self._writer.store,
             outcome.batch_id,
             outcome.source,
             outcome.records,
@@ -368,12 +439,56 @@ class Pipeline:
             rejected=len(outcome.rejections),
         )
 
-    def _learn_categories(self, records: list[RawRecord]) -> None:
+    async def _learn_categories(self, records: list[RawRecord]) -> None:
         learned = protocol_categories(r.payload for r in records)
         if learned:
             self._ctx = Context(MappingProxyType({**self._ctx.categories, **learned}))
+            await self.bus.share_categories(learned)
 
     def _resolve(self, key: str) -> None:
         future = self._done.pop(key, None)
         if future is not None and not future.done():
             future.set_result(None)
+
+
+async def _in_order(
+    messages: AsyncIterator[Message],
+    start: Callable[[Message], Coroutine[Any, Any, R]],
+    finish: Callable[[Message, R], Awaitable[None]],
+    in_flight: int,
+) -> None:
+    """``start`` each message as it arrives, ``finish`` them in arrival order.
+
+    Up to ``in_flight`` messages are started and not finished; a failure in either
+    step ends the whole stage with that error (nothing after it is finished, so
+    nothing after it is committed).
+    """
+    started: asyncio.Queue[tuple[Message, asyncio.Task[R]] | None] = asyncio.Queue(in_flight - 1)
+
+    async def finisher() -> None:
+        while (item := await started.get()) is not None:
+            message, task = item
+            await finish(message, await task)
+
+    finishing = asyncio.create_task(finisher())
+
+    async def put(item: tuple[Message, asyncio.Task[R]] | None) -> None:
+        putting = asyncio.ensure_future(started.put(item))
+        await asyncio.wait({putting, finishing}, return_when=asyncio.FIRST_COMPLETED)
+        if not putting.done():  # the finisher failed: raise its error
+            putting.cancel()
+            if item is not None:
+                item[1].cancel()
+            finishing.result()
+
+    try:
+        async for message in messages:
+            await put((message, asyncio.create_task(start(message))))
+        await put(None)
+        await finishing
+    finally:
+        finishing.cancel()
+        while not started.empty():
+            item = started.get_nowait()
+            if item is not None:
+                item[1].cancel()

@@ -12,7 +12,16 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +33,69 @@ from ingest._http import SourceConfig
 from yieldstream.errors import ConfigError
 
 DEFAULT_CONFIG = Path("yieldstream.toml")
+
+
+class KafkaTopics(BaseModel):
+    """Topic names (see the README for what each carries)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    raw: str = Field("yields.raw", min_length=1)
+    observations: str = Field("yields.observations", min_length=1)
+    dlq: str = Field("yields.dlq", min_length=1)
+    categories: str = Field("yields.categories", min_length=1)
+
+
+class KafkaGroups(BaseModel):
+    """Consumer group ids: every process of a role joins its role's group."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transform: str = Field("yieldstream-transform", min_length=1)
+    sink: str = Field("yieldstream-sink", min_length=1)
+
+
+class KafkaSettings(BaseModel):
+    """Kafka mode: where the broker is, how to talk to it, and the topics."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str | None = Field(
+        None, description="HOST:PORT[,HOST:PORT]; also read from KAFKA_BOOTSTRAP_SERVERS"
+    )
+    client_id: str = "yieldstream"
+    topics: KafkaTopics = KafkaTopics()
+    groups: KafkaGroups = KafkaGroups()
+    partitions: int = Field(6, ge=1, le=10_000, description="partitions of topics created")
+    replication_factor: int = Field(1, ge=1, le=32, description="replicas of topics created")
+    idempotence: bool = Field(True, description="idempotent producer (needs broker support)")
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "zstd"
+    linger_ms: int = Field(20, ge=0, le=10_000)
+    max_batch_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    fetch_partition_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="most bytes fetched per partition per request (throughput vs memory)",
+    )
+    send_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="deadline of one send, flush or stop"
+    )
+    instance_id: str | None = Field(
+        None,
+        description="static group membership: a restarted process with the same id gets "
+        "its partitions back without waiting for its old session to expire",
+    )
+    session_timeout_ms: int = Field(
+        10_000, ge=1000, le=3_600_000, description="a consumer silent this long leaves its group"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -49,6 +121,7 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="serve Prometheus metrics on this port (run only)"
     )
     metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
+    kafka: KafkaSettings = KafkaSettings()
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("sources", mode="before")
@@ -85,7 +158,23 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get("YIELDSTREAM_CONFIG", DEFAULT_CONFIG))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+        return (
+            init_settings,
+            env_settings,
+            _KafkaEnv(settings_cls),
+            TomlConfigSettingsSource(settings_cls, toml_file),
+        )
+
+
+class _KafkaEnv(PydanticBaseSettingsSource):
+    """``KAFKA_BOOTSTRAP_SERVERS``, the variable Kafka tools share, below ``YIELDSTREAM_*``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        return {"kafka": {"bootstrap_servers": servers}} if servers else {}
 
 
 def describe(exc: ValidationError, prefix: str = "") -> str:

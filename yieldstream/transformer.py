@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -26,6 +29,7 @@ import structlog
 
 from sinks.writer import observations_table
 from transforms import Context, apply
+from yieldstream import wire
 from yieldstream.contracts import Observation, RawRecord, Rejection
 from yieldstream.registry import Source, sources
 
@@ -38,11 +42,17 @@ class RawBatch:
     source: str
     records: list[RawRecord]
     archived: bool = False  # True when recovered from the archive
+    # Messages that were rejected before any transform (undecodable on the bus).
+    rejections: list[Rejection] = field(default_factory=list)
 
     @property
     def run_id(self) -> str | None:
         """The fetch run the records came from."""
         return self.records[0].run_id if self.records else None
+
+
+class Encoded(list[tuple[bytes, bytes]]):
+    """Observations already encoded as (key, value) messages for the Kafka bus."""
 
 
 def _token() -> str:
@@ -54,7 +64,9 @@ class Outcome:
     batch_id: str | None  # None for a whole-response rejection
     source: str
     records: int
-    observations: pa.Table = field(default_factory=lambda: observations_table([]))
+    # An Arrow table from a worker process; a list when transformed on a thread;
+    # wire messages when the worker encodes for Kafka.
+    observations: pa.Table | list[Observation] | Encoded = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     token: str = field(default_factory=_token)
     run_id: str | None = None  # the fetch run the records came from
@@ -101,8 +113,38 @@ def _transform_encoded(
     return observations_table(observations), _ENCODER.encode(rejections)
 
 
+def _transform_to_wire(
+    source_name: str, encoded: bytes, categories: Mapping[str, str]
+) -> tuple[Encoded, bytes]:
+    """Worker-process entry for Kafka: observations come back as wire messages."""
+    observations, rejections = transform_records(
+        _RECORDS.decode(encoded), sources()[source_name], Context(MappingProxyType(categories))
+    )
+    messages = Encoded(
+        (f"{o.source}:{o.pool_id}".encode(), wire.encode_observation(o)) for o in observations
+    )
+    return messages, _ENCODER.encode(rejections)
+
+
 def _warm_up() -> None:
     sources()  # import every source module once, at worker start
+
+
+def _start_worker() -> None:
+    """Worker initializer: import the sources, and exit when the parent is gone.
+
+    A parent killed with SIGKILL cannot stop its workers; without this they would
+    wait on their queue forever.
+    """
+    _warm_up()
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class Transformer:
@@ -112,37 +154,43 @@ class Transformer:
     tried once more in the new one; a second death is an error.
     """
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, wire_out: bool = False) -> None:
         self.processes = processes
+        # Over Kafka the worker also encodes the messages, off the event loop.
+        self._entry = _transform_to_wire if wire_out else _transform_encoded
         self._pool = self._new_pool()
 
     def _new_pool(self) -> Executor:
         if self.processes > 0:
-            return ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_warm_up,
+                initializer=_start_worker,
             )
+            pool.submit(_warm_up)  # start the workers now, not at the first batch
+            return pool
         return ThreadPoolExecutor(1, thread_name_prefix="transform")
 
     async def run(self, batch: RawBatch, source: Source, ctx: Context) -> Outcome:
+        observations: pa.Table | list[Observation] | Encoded
         if self.processes == 0:
             observations, rejections = await asyncio.get_running_loop().run_in_executor(
                 self._pool, transform_records, batch.records, source, ctx
             )
-            table = observations_table(observations)
         else:
             encoded = _ENCODER.encode(batch.records)
             categories = dict(ctx.categories)
             pool = self._pool
             try:
-                table, rejected = await self._in_worker(pool, source.name, encoded, categories)
+                observations, rejected = await self._in_worker(
+                    pool, source.name, encoded, categories
+                )
             except BrokenProcessPool:
                 log.warning("transform_worker_died", note="replacing it; the batch is retried")
                 if self._pool is pool:  # the first batch to notice replaces the pool
                     pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._new_pool()
-                table, rejected = await self._in_worker(
+                observations, rejected = await self._in_worker(
                     self._pool, source.name, encoded, categories
                 )
             rejections = _REJECTIONS.decode(rejected)
@@ -150,18 +198,17 @@ class Transformer:
             batch.batch_id,
             batch.source,
             len(batch.records),
-            table,
-            rejections,
+            observations,
+            [*batch.rejections, *rejections],
             token=batch.batch_id,
             run_id=batch.run_id,
         )
 
-    @staticmethod
     async def _in_worker(
-        pool: Executor, source: str, encoded: bytes, categories: dict[str, str]
-    ) -> tuple[pa.Table, bytes]:
+        self, pool: Executor, source: str, encoded: bytes, categories: dict[str, str]
+    ) -> tuple[pa.Table | Encoded, bytes]:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, _transform_encoded, source, encoded, categories
+            pool, self._entry, source, encoded, categories
         )
 
     def close(self) -> None:

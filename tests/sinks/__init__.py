@@ -97,14 +97,16 @@ def yieldstream_exe() -> str:
 
 
 @contextmanager
-def daemon(env: dict[str, str], log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``yieldstream run ARGS`` in its own process, logging (JSON lines) to ``log``.
+def daemon(
+    env: dict[str, str], log: Path, *args: str, command: str = "run"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``yieldstream COMMAND ARGS`` in its own process, logging (JSON lines) to ``log``.
 
     Killed on the way out if the test left it running.
     """
     with log.open("ab") as sink:
         proc = subprocess.Popen(
-            [yieldstream_exe(), "run", *args],
+            [yieldstream_exe(), command, *args],
             env=env,
             cwd=log.parent,  # no yieldstream.toml of the checkout gets read
             stdin=subprocess.DEVNULL,

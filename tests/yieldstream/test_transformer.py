@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import signal
 
+import pyarrow as pa
 import structlog
 
+from sinks.writer import observations_table
 from tests.conftest import FETCHED_AT, raw, recorded
 from transforms import Context
 from yieldstream.contracts import Rejection
@@ -39,8 +41,10 @@ async def test_worker_process_gives_the_same_outcome_as_a_thread() -> None:
     finally:
         in_process.close()
         on_thread.close()
-    assert a.observations.equals(b.observations)
-    assert a.observations.num_rows == 5
+    table = a.observations
+    assert isinstance(table, pa.Table)
+    assert table.equals(observations_table(b.observations))
+    assert table.num_rows == 5
 
     def same(r: Rejection) -> tuple[str, str, str, bytes]:
         return (r.raw_id, r.stage, r.reason, r.payload)
@@ -49,13 +53,13 @@ async def test_worker_process_gives_the_same_outcome_as_a_thread() -> None:
     assert [r.native_id for r in a.rejections] == ["bad"]
     strategies = dict(
         zip(
-            a.observations["protocol"].to_pylist(),
-            a.observations["strategy"].to_pylist(),
+            table["protocol"].to_pylist(),
+            table["strategy"].to_pylist(),
             strict=True,
         )
     )
     assert strategies["maple"] == "lending"
-    assert a.observations["observed_at"][0].as_py() == FETCHED_AT.replace(minute=0, second=0)
+    assert table["observed_at"][0].as_py() == FETCHED_AT.replace(minute=0, second=0)
 
 
 async def test_a_killed_worker_is_replaced_and_the_batch_retried() -> None:

@@ -1,0 +1,81 @@
+"""The broker unreachable for 30 seconds: nothing crashes or hangs, work resumes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import yieldstream
+from tests.kafka.broker import Proxy, free_port, tansu
+from tests.kafka.conftest import kafka_config, kafka_env
+from tests.kafka.test_end_to_end import StartServer
+from tests.sinks import daemon, daemon_env, tail
+
+pytestmark = pytest.mark.slow
+
+OUTAGE_S = 30
+
+
+def fetches(data_dir: Path) -> int:
+    if not (data_dir / "catalog.sqlite").exists():
+        return 0
+    con = yieldstream.connect(data_dir)
+    try:
+        row = con.execute("SELECT count(*) FROM fetches").fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, log: Path, proc: subprocess.Popen[bytes]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert proc.poll() is None, tail(log)
+        assert time.monotonic() < deadline, tail(log)
+        time.sleep(0.25)
+
+
+@pytest.mark.timeout(240)
+def test_broker_away_30_s_then_back_every_role_recovers(
+    loopback: StartServer, tmp_path: Path
+) -> None:
+    url, _ = loopback(None)
+    broker_port, proxy_port = free_port(), free_port()
+    proxy = Proxy(proxy_port, broker_port)
+    with tansu(broker_port, advertised_port=proxy_port) as bootstrap:
+        proxy.start()
+        data_dir = tmp_path / "data"
+        config = kafka_config(bootstrap, send_timeout_s=5.0, session_timeout_ms=6000)
+        env = {**daemon_env(url, data_dir, interval_s=1.0), **kafka_env(config)}
+        log = tmp_path / "run.log"
+        with daemon(env, log, "--kafka", bootstrap, "--source", "lido") as proc:
+            wait_until(lambda: fetches(data_dir) >= 2, 60, log, proc)
+            proxy.cut()
+            cut_at = time.monotonic()
+            before = fetches(data_dir)
+            while time.monotonic() - cut_at < OUTAGE_S:
+                assert proc.poll() is None, tail(log)
+                time.sleep(0.5)
+            during = fetches(data_dir) - before
+            proxy.start()
+            # Fetch reports flow collector -> Kafka -> sink again.
+            wait_until(lambda: fetches(data_dir) >= before + during + 3, 90, log, proc)
+            resumed_after = time.monotonic() - cut_at - OUTAGE_S
+            stopped_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0, tail(log)
+            stop_s = time.monotonic() - stopped_at
+    text = log.read_text()
+    assert '"event":"kafka_send_failed"' in text  # the outage was seen, and retried
+    print(
+        f"broker away {OUTAGE_S} s: fetch reports stored before {before}, during {during}; "
+        f"new ones stored {resumed_after:.1f} s after it came back; SIGTERM exit in {stop_s:.1f} s"
+    )
+    assert during <= 1  # at most one that was on its way when the proxy was cut
