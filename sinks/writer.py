@@ -50,7 +50,7 @@ from sinks.lake import (
 )
 from transforms.defillama_protocols import SOURCE as PROTOCOLS
 from transforms.defillama_protocols import categories as protocol_categories
-from yieldstream.contracts import Observation, RawRecord, Rejection
+from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
 
 log = structlog.get_logger(__name__)
 
@@ -494,24 +494,17 @@ class LakeWriter:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def record_fetch(
-        self,
-        source: str,
-        run_id: str,
-        started_at: datetime,
-        ok: bool,
-        records: int,
-        error: str | None,
-    ) -> None:
+    def record_fetch(self, report: FetchReport) -> None:
         # Once per run: over Kafka the same report may be delivered again.
+        r = report
         finished_at = datetime.now(UTC)
         self._committed(
             lambda con: con.execute(
                 """
-                INSERT INTO fetches SELECT ?, ?, ?, ?, ?, ?, ?
-                WHERE NOT EXISTS (SELECT 1 FROM fetches WHERE source = ? AND run_id = ?)
+                INSERT INTO fetches SELECT $1, $2, $3, $4, $5, $6, $7
+                WHERE NOT EXISTS (SELECT 1 FROM fetches WHERE source = $1 AND run_id = $2)
                 """,
-                [source, run_id, started_at, finished_at, ok, records, error, source, run_id],
+                [r.source, r.run_id, r.started_at, finished_at, r.ok, r.records, r.error],
             )
         )
 

@@ -19,6 +19,8 @@ on the same rows, too slow for the 100k rows/s end-to-end budget.
 from __future__ import annotations
 
 import hashlib
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -116,6 +118,19 @@ class Rejection(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def payload_sha256(self) -> str:
         return hashlib.sha256(self.payload).hexdigest()
+
+
+@dataclass(slots=True)
+class FetchReport:
+    """How one fetch run of a source went (a row of ``fetches``)."""
+
+    source: str
+    run_id: str
+    started_at: datetime
+    ok: bool
+    records: int
+    error: str | None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # the bus's handle
 
 
 def record_id(source: str, endpoint: str, fetched_at: datetime, native_id: str) -> str:

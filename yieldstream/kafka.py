@@ -51,10 +51,11 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from yieldstream import metrics, wire
 from yieldstream.bus import OBSERVATIONS, RAW, Message
-from yieldstream.contracts import Observation, RawRecord, Rejection
+from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
 from yieldstream.errors import ConfigError, RetriableError
+from yieldstream.registry import sources as registered_sources
 from yieldstream.settings import KafkaSettings
-from yieldstream.transformer import Encoded, FetchReport, Outcome, RawBatch
+from yieldstream.transformer import Encoded, Outcome, RawBatch
 
 log = structlog.get_logger(__name__)
 
@@ -331,18 +332,7 @@ class KafkaBus:
                 out[topics.raw].append((record_key, encoded, headers))
         elif isinstance(value, FetchReport):
             out[topics.observations].append(
-                (
-                    value.source.encode(),
-                    wire.encode_fetch(
-                        value.source,
-                        value.run_id,
-                        value.started_at,
-                        value.ok,
-                        value.records,
-                        value.error,
-                    ),
-                    _headers(value.source, "fetch"),
-                )
+                (value.source.encode(), wire.encode_fetch(value), _headers(value.source, "fetch"))
             )
         elif isinstance(value, Outcome):
             headers = _headers(value.source, "observation")
@@ -602,9 +592,11 @@ class KafkaBus:
                     poison[rejection.source].append(rejection)
                     continue
                 by_source[raw.source].append(raw)
+        # Sources others wait for (protocol categories) first, as the collector sent them.
+        needed = {name for src in registered_sources().values() for name in src.after}
         batches = [
-            RawBatch(uuid.uuid4().hex, source, records, rejections=poison.pop(source, []))
-            for source, records in by_source.items()
+            RawBatch(uuid.uuid4().hex, source, by_source[source], rejections=poison.pop(source, []))
+            for source in sorted(by_source, key=lambda source: source not in needed)
         ]
         batches.extend(
             RawBatch(uuid.uuid4().hex, source, [], rejections=rejections)

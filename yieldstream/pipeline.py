@@ -40,11 +40,11 @@ from transforms import Context
 from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream import metrics
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
-from yieldstream.contracts import RawRecord, Rejection, record_id
+from yieldstream.contracts import FetchReport, RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, YieldstreamError
 from yieldstream.registry import Source
 from yieldstream.registry import sources as registered_sources
-from yieldstream.transformer import FetchReport, Outcome, RawBatch, Transformer
+from yieldstream.transformer import Outcome, RawBatch, Transformer
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -389,15 +389,7 @@ class Pipeline:
 
     async def _sink_one(self, value: Outcome | FetchReport) -> None:
         if isinstance(value, FetchReport):
-            await self._on_store(
-                self._writer.record_fetch,
-                value.source,
-                value.run_id,
-                value.started_at,
-                value.ok,
-                value.records,
-                value.error,
-            )
+            await self._on_store(self._writer.record_fetch, value)
         else:
             await self._store(value)
 

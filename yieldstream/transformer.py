@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import MappingProxyType
 
 import msgspec
@@ -70,17 +69,6 @@ class Outcome:
     rejections: list[Rejection] = field(default_factory=list)
     token: str = field(default_factory=_token)
     run_id: str | None = None  # the fetch run the records came from
-
-
-@dataclass(slots=True)
-class FetchReport:
-    source: str
-    run_id: str
-    started_at: datetime
-    ok: bool
-    records: int
-    error: str | None
-    token: str = field(default_factory=_token)
 
 
 def transform_records(

@@ -25,7 +25,14 @@ from typing import Any, Final
 
 import msgspec
 
-from yieldstream.contracts import Observation, RawRecord, RecordKind, Rejection, Stage
+from yieldstream.contracts import (
+    FetchReport,
+    Observation,
+    RawRecord,
+    RecordKind,
+    Rejection,
+    Stage,
+)
 
 SCHEMA_VERSION: Final = 1
 
@@ -116,22 +123,15 @@ def encode_row(row: dict[str, Any]) -> bytes:
     return _encoder.encode({"type": "observation", "schema_version": SCHEMA_VERSION, **row})
 
 
-def encode_fetch(
-    source: str,
-    run_id: str,
-    started_at: datetime,
-    ok: bool,
-    records: int,
-    error: str | None,
-) -> bytes:
+def encode_fetch(report: FetchReport) -> bytes:
     return _encoder.encode(
         FetchMessage(
-            source=source,
-            run_id=run_id,
-            started_at=started_at,
-            ok=ok,
-            records=records,
-            error=error,
+            source=report.source,
+            run_id=report.run_id,
+            started_at=report.started_at,
+            ok=report.ok,
+            records=report.records,
+            error=report.error,
         )
     )
 

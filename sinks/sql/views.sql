@@ -1,4 +1,4 @@
--- Analyst views, recreated at every writer start.
+-- Analyst views, created by a writer when they differ from this file (sinks/lake.py).
 
 -- The newest observation of every pool.
 CREATE OR REPLACE VIEW latest_yields AS

@@ -6,17 +6,21 @@ and every test gets its own topics and group ids instead.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from tests.kafka.broker import free_port, tansu
-from yieldstream.settings import KafkaSettings
+from yieldstream.app import run_pipeline
+from yieldstream.pipeline import ALL_ROLES, Role
+from yieldstream.settings import KafkaSettings, Settings
 
 REAL_KAFKA = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
 
@@ -81,3 +85,19 @@ def kafka_env(config: dict[str, Any], prefix: str = "YIELDSTREAM_KAFKA") -> dict
         else:
             env[name] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, roles: frozenset[Role] = ALL_ROLES
+) -> AsyncIterator[asyncio.Task[Any]]:
+    """``roles`` over Kafka in this process for the block; stopped (within 15 s) after it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_pipeline(settings, once=False, stop=stop, handle_signals=False, roles=roles, kafka=True)
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)

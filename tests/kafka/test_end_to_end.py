@@ -10,7 +10,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from sinks.lake import Store, open_reader
-from tests.kafka.conftest import kafka_config
+from tests.kafka.conftest import kafka_config, running
 from yieldstream.app import run_pipeline
 from yieldstream.loopback import Route
 from yieldstream.settings import Settings
@@ -50,24 +50,17 @@ async def test_all_roles_over_kafka_store_what_the_embedded_pipeline_stores(
     kafka = make_settings(
         url, data_dir=tmp_path / "kafka", kafka=kafka_config(kafka_bootstrap), batch_size=500
     )
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(
-        run_pipeline(kafka, once=False, stop=stop, handle_signals=False, kafka=True)
-    )
+    async with running(kafka) as daemon:
 
-    def complete() -> bool:
-        assert not daemon.done(), daemon.exception() if daemon.done() else None
-        if not Store(kafka.data_dir).exists:
-            return False
-        fetches = stored(kafka, "SELECT count(*) FROM fetches")[0][0]
-        rows = stored(kafka, "SELECT count(*) FROM observations")[0][0]
-        return bool(fetches == 3 and rows == len(expected))
+        def complete() -> bool:
+            assert not daemon.done(), daemon.exception() if daemon.done() else None
+            if not Store(kafka.data_dir).exists:
+                return False
+            fetches = stored(kafka, "SELECT count(*) FROM fetches")[0][0]
+            rows = stored(kafka, "SELECT count(*) FROM observations")[0][0]
+            return bool(fetches == 3 and rows == len(expected))
 
-    try:
         await wait_for(complete, 60, "21 observations and 3 fetch reports")
-    finally:
-        stop.set()
-        await asyncio.wait_for(daemon, 15)
     assert stored(kafka, f"SELECT {COLUMNS} FROM observations ORDER BY ALL") == expected
     rejected = "SELECT source, stage, reason FROM rejections ORDER BY ALL"
     assert stored(kafka, rejected) == stored(embedded, rejected)

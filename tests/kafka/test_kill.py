@@ -26,9 +26,8 @@ from aiokafka import AIOKafkaConsumer
 
 import yieldstream
 from tests.conftest import recorded
-from tests.kafka.conftest import kafka_config, kafka_env
+from tests.kafka.conftest import kafka_config, kafka_env, running
 from tests.sinks import daemon, daemon_env, tail
-from yieldstream.app import run_pipeline
 from yieldstream.contracts import Observation, RawRecord, make_observation
 from yieldstream.kafka import KafkaBus
 from yieldstream.settings import KafkaSettings, Settings
@@ -60,11 +59,11 @@ def observation(i: int) -> Observation:
     )
 
 
-def store_counts(data_dir: Path) -> tuple[int, int]:
+def store_counts(data_dir: Path, catalog: str | None = None) -> tuple[int, int]:
     """(rows, distinct keys) of the observations stored so far."""
-    if not (data_dir / "catalog.sqlite").exists():
+    if catalog is None and not (data_dir / "catalog.sqlite").exists():
         return 0, 0
-    con = yieldstream.connect(data_dir)
+    con = yieldstream.connect(data_dir, catalog)
     try:
         row = con.execute(
             "SELECT count(*), count(DISTINCT (source, pool_id, observed_at)) FROM observations"
@@ -263,21 +262,13 @@ def test_transform_worker_killed_mid_batch_loses_and_duplicates_nothing(
                     time.sleep(0.1)
 
     async def finish() -> None:
-        stop = asyncio.Event()
         final = Settings(data_dir=data_dir, kafka=config, batch_size=5000)
-        roles = frozenset({"transform", "sink"})
-        task = asyncio.create_task(
-            run_pipeline(
-                final, once=False, stop=stop, handle_signals=False, roles=roles, kafka=True
-            )
-        )
-        deadline = asyncio.get_running_loop().time() + 120
-        while store_counts(data_dir)[1] < records:
-            assert not task.done(), task
-            assert asyncio.get_running_loop().time() < deadline, store_counts(data_dir)
-            await asyncio.sleep(0.5)
-        stop.set()
-        await asyncio.wait_for(task, 15)
+        async with running(final, frozenset({"transform", "sink"})) as task:
+            deadline = asyncio.get_running_loop().time() + 120
+            while store_counts(data_dir)[1] < records:
+                assert not task.done(), task
+                assert asyncio.get_running_loop().time() < deadline, store_counts(data_dir)
+                await asyncio.sleep(0.5)
 
     asyncio.run(finish())
     rows, keys = store_counts(data_dir)

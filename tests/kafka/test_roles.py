@@ -17,11 +17,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.conftest import recorded
 from tests.kafka.broker import free_port
-from tests.kafka.conftest import REAL_KAFKA, kafka_config, kafka_env
+from tests.kafka.conftest import REAL_KAFKA, kafka_config, kafka_env, running
 from tests.kafka.test_end_to_end import StartServer, stored, wait_for
 from tests.sinks import daemon, daemon_env, tail, yieldstream_exe
 from yieldstream import wire
-from yieldstream.app import run_pipeline
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import ConfigError
 from yieldstream.kafka import KafkaBus
@@ -120,18 +119,7 @@ async def test_a_poison_message_goes_to_the_dlq_and_does_not_block_its_partition
     settings = Settings(data_dir=tmp_path / "data", kafka=config)
     topics = settings.kafka.topics
     before, after = pool_record("before", 3.0), pool_record("after", 4.0)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(
-        run_pipeline(
-            settings,
-            once=False,
-            stop=stop,
-            handle_signals=False,
-            roles=frozenset({"transform"}),
-            kafka=True,
-        )
-    )
-    try:
+    async with running(settings, frozenset({"transform"})):
         await asyncio.sleep(1)  # the topics exist once the worker started
         await produce(
             kafka_bootstrap,
@@ -144,9 +132,6 @@ async def test_a_poison_message_goes_to_the_dlq_and_does_not_block_its_partition
         )
         dlq = await consume(kafka_bootstrap, topics.dlq, 1)
         observations = await consume(kafka_bootstrap, topics.observations, 2)
-    finally:
-        stop.set()
-        await asyncio.wait_for(worker, 15)
     [rejected] = dlq
     headers = dict(rejected.headers)
     assert headers["stage"] == b"decode"
@@ -181,18 +166,7 @@ async def test_poison_at_the_sink_becomes_a_rejection_row_and_the_rest_is_stored
             }
         )
     )
-    stop = asyncio.Event()
-    worker = asyncio.create_task(
-        run_pipeline(
-            settings,
-            once=False,
-            stop=stop,
-            handle_signals=False,
-            roles=frozenset({"sink"}),
-            kafka=True,
-        )
-    )
-    try:
+    async with running(settings, frozenset({"sink"})):
         await asyncio.sleep(1)
         await produce(
             kafka_bootstrap,
@@ -209,9 +183,6 @@ async def test_poison_at_the_sink_becomes_a_rejection_row_and_the_rest_is_stored
             return stored(settings, "SELECT count(*) FROM observations")[0][0] == 1
 
         await wait_for(done, 30, "the valid observation")
-    finally:
-        stop.set()
-        await asyncio.wait_for(worker, 15)
     [(stage, reason, raw_id)] = stored(settings, "SELECT stage, reason, raw_id FROM rejections")
     assert stage == "decode"
     assert "Expected `float | null`, got `str` - at `$.apy_pct`" in reason

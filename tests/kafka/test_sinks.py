@@ -13,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
-import yieldstream
 from tests.kafka.conftest import kafka_config, kafka_env
-from tests.kafka.test_kill import OBS_TOPIC, observation, producing, wait_for_log
+from tests.kafka.test_kill import (
+    OBS_TOPIC,
+    observation,
+    producing,
+    store_counts,
+    wait_for_log,
+)
 from tests.sinks import daemon, daemon_env, tail
 from yieldstream.settings import KafkaSettings
 from yieldstream.transformer import Outcome
@@ -23,18 +28,6 @@ from yieldstream.transformer import Outcome
 pytestmark = pytest.mark.slow
 
 OBSERVATIONS = 60_000
-
-
-def counts(data_dir: Path, catalog: str | None) -> tuple[int, int]:
-    con = yieldstream.connect(data_dir, catalog)
-    try:
-        row = con.execute(
-            "SELECT count(*), count(DISTINCT (source, pool_id, observed_at)) FROM observations"
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return int(row[0]), int(row[1])
 
 
 def stored_by(log: Path) -> int:
@@ -80,7 +73,7 @@ def test_two_sinks_in_one_group_store_each_observation_once(
         with producing(KafkaSettings.model_validate(config), batches, pause_s=0.3):
             pass
         deadline = time.monotonic() + 120
-        while counts(data_dir, url)[1] < OBSERVATIONS:
+        while store_counts(data_dir, url)[1] < OBSERVATIONS:
             assert time.monotonic() < deadline, tail(logs[0]) + tail(logs[1])
             assert first.poll() is None, tail(logs[0])
             assert second.poll() is None, tail(logs[1])
@@ -88,7 +81,7 @@ def test_two_sinks_in_one_group_store_each_observation_once(
         for proc, log in zip((first, second), logs, strict=True):
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0, tail(log)
-    rows, keys = counts(data_dir, url)
+    rows, keys = store_counts(data_dir, url)
     shares = [stored_by(log) for log in logs]
     print(
         f"{catalog} catalog: two sinks stored {shares} rows; {rows} rows, {keys} keys, "
