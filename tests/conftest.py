@@ -87,6 +87,18 @@ def loopback() -> Iterator[Callable[[Mapping[str, Route] | None], tuple[str, dic
 
 
 @pytest.fixture
+def report(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
+    """Print a line to the terminal even when output is captured: a test's measured
+    counts (kills, rows lost, duplicated) belong in the CI log."""
+
+    def emit(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n{line}", flush=True)
+
+    return emit
+
+
+@pytest.fixture
 def steady_hour() -> None:
     """DefiLlama rows are keyed by fetch hour: start a test well inside one hour."""
     import time

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,7 +129,7 @@ def wait_for_log(
 
 @pytest.mark.timeout(600)
 def test_sink_killed_10_times_while_200k_observations_flow_stores_each_once(
-    kafka_bootstrap: str, tmp_path: Path
+    report: Callable[[str], None], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     # A killed sink leaves its group when its session expires: keep that short.
     config = kafka_config(kafka_bootstrap, session_timeout_ms=6000, instance_id="sink-1")
@@ -173,8 +173,8 @@ def test_sink_killed_10_times_while_200k_observations_flow_stores_each_once(
         assert sink.wait(15) == 0, tail(log)
     rows, keys = store_counts(data_dir)
     for kill, seconds, (at_rows, _) in kills:
-        print(f"kill {kill + 1}: after {seconds} s, {at_rows} rows stored")
-    print(
+        report(f"kill {kill + 1}: after {seconds} s, {at_rows} rows stored")
+    report(
         f"sink kills: {len(kills)}; observations sent: {OBSERVATIONS}; stored rows: {rows}; "
         f"distinct keys: {keys}; lost: {OBSERVATIONS - keys}; duplicated: {rows - keys}"
     )
@@ -230,7 +230,7 @@ def pool_records(start: int, count: int) -> list[RawRecord]:
 
 @pytest.mark.timeout(300)
 def test_transform_worker_killed_mid_batch_loses_and_duplicates_nothing(
-    kafka_bootstrap: str, tmp_path: Path
+    report: Callable[[str], None], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     records, chunk, kills = 60_000, 2_000, 4
     config = kafka_config(kafka_bootstrap, session_timeout_ms=6000, instance_id="transform-1")
@@ -273,7 +273,7 @@ def test_transform_worker_killed_mid_batch_loses_and_duplicates_nothing(
     asyncio.run(finish())
     rows, keys = store_counts(data_dir)
     sent = asyncio.run(topic_size(kafka_bootstrap, settings.topics.observations))
-    print(
+    report(
         f"transform kills: {kills}; raw records sent: {records}; observation messages on "
         f"the topic: {sent} ({sent - records} sent again after a kill); stored rows: {rows}; "
         f"distinct keys: {keys}; lost: {records - keys}; duplicated: {rows - keys}"

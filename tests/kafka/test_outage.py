@@ -44,7 +44,7 @@ def wait_until(
 
 @pytest.mark.timeout(240)
 def test_broker_away_30_s_then_back_every_role_recovers(
-    loopback: StartServer, tmp_path: Path
+    report: Callable[[str], None], loopback: StartServer, tmp_path: Path
 ) -> None:
     url, _ = loopback(None)
     broker_port, proxy_port = free_port(), free_port()
@@ -74,7 +74,7 @@ def test_broker_away_30_s_then_back_every_role_recovers(
             stop_s = time.monotonic() - stopped_at
     text = log.read_text()
     assert '"event":"kafka_send_failed"' in text  # the outage was seen, and retried
-    print(
+    report(
         f"broker away {OUTAGE_S} s: fetch reports stored before {before}, during {during}; "
         f"new ones stored {resumed_after:.1f} s after it came back; SIGTERM exit in {stop_s:.1f} s"
     )

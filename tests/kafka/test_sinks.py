@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,11 @@ def stored_by(log: Path) -> int:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("catalog", ["sqlite", "postgres"])
 def test_two_sinks_in_one_group_store_each_observation_once(
-    catalog: str, kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureRequest
+    report: Callable[[str], None],
+    catalog: str,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     url = request.getfixturevalue("postgres_catalog") if catalog == "postgres" else None
     config = kafka_config(kafka_bootstrap)
@@ -83,7 +88,7 @@ def test_two_sinks_in_one_group_store_each_observation_once(
             assert proc.wait(15) == 0, tail(log)
     rows, keys = store_counts(data_dir, url)
     shares = [stored_by(log) for log in logs]
-    print(
+    report(
         f"{catalog} catalog: two sinks stored {shares} rows; {rows} rows, {keys} keys, "
         f"{rows - keys} duplicated"
     )

@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def store_report(data_dir: Path) -> dict[str, int]:
 
 @pytest.mark.timeout(180)
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
-    loopback: StartServer, tmp_path: Path
+    report: Callable[[str], None], loopback: StartServer, tmp_path: Path
 ) -> None:
     seed = int(os.environ.get("KILL_SEED", time.time_ns() % 1_000_000))
     rng = random.Random(seed)
@@ -105,27 +106,29 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
 
     with daemon(env, log, "--once") as proc:
         assert proc.wait(60) == 0, tail(log)
-    report = store_report(data_dir)
-    print(
+    totals = store_report(data_dir)
+    report(
         f"seed={seed} kills={KILLS} (leaving archived-not-stored batches: {left_pending}) "
         f"/pools responses={pools.calls} raw records per kill={counts} "
-        f"final: {report}"
+        f"final: {totals}"
     )
 
     assert counts == sorted(counts)
     assert pending(data_dir) == []
     assert archived <= archived_ids(data_dir)
-    assert report["raw"] == report["raw_ids"]  # no record archived twice
-    assert report["pool_rejections"] == 0
-    assert report["raw_not_stored"] == 0, report  # every archived pool became an observation
-    assert report["stored_not_raw"] == 0, report  # and no observation came from elsewhere
-    assert report["pool_observations"] == report["pool_keys_stored"], report  # none twice
-    assert report["pool_observations"] == report["pool_keys_raw"] > 0
+    assert totals["raw"] == totals["raw_ids"]  # no record archived twice
+    assert totals["pool_rejections"] == 0
+    assert totals["raw_not_stored"] == 0, totals  # every archived pool became an observation
+    assert totals["stored_not_raw"] == 0, totals  # and no observation came from elsewhere
+    assert totals["pool_observations"] == totals["pool_keys_stored"], totals  # none twice
+    assert totals["pool_observations"] == totals["pool_keys_raw"] > 0
     assert '"level":"error"' not in log.read_text()
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_stops_the_daemon_cleanly(loopback: StartServer, tmp_path: Path) -> None:
+def test_sigterm_stops_the_daemon_cleanly(
+    report: Callable[[str], None], loopback: StartServer, tmp_path: Path
+) -> None:
     pools = FreshPools()
     url, _hits = loopback(routes_with(pools))
     data_dir = tmp_path / "data"
@@ -139,12 +142,12 @@ def test_sigterm_stops_the_daemon_cleanly(loopback: StartServer, tmp_path: Path)
         started = time.monotonic()
         assert stop(proc, signal.SIGTERM, timeout=10) == 0, tail(log)
         took = time.monotonic() - started
-        print(f"stopped {took:.2f}s after SIGTERM; /pools responses {pools.calls}")
+        report(f"stopped {took:.2f}s after SIGTERM; /pools responses {pools.calls}")
 
     assert pending(data_dir) == []
-    report = store_report(data_dir)
-    assert report["raw_not_stored"] == report["stored_not_raw"] == 0, report
-    assert report["pool_observations"] == report["pool_keys_stored"] > 0, report
+    totals = store_report(data_dir)
+    assert totals["raw_not_stored"] == totals["stored_not_raw"] == 0, totals
+    assert totals["pool_observations"] == totals["pool_keys_stored"] > 0, totals
     assert '"level":"error"' not in log.read_text()
 
 
@@ -155,7 +158,7 @@ def _events(log: Path, event: str, source: str) -> int:
 
 @pytest.mark.timeout(60)
 def test_sigterm_mid_fetch_archives_the_whole_response(
-    loopback: StartServer, tmp_path: Path
+    report: Callable[[str], None], loopback: StartServer, tmp_path: Path
 ) -> None:
     pools = FreshPools(20_000)  # ten batches of 2,000 per response
     url, _hits = loopback(routes_with(pools))
@@ -180,7 +183,7 @@ def test_sigterm_mid_fetch_archives_the_whole_response(
     finally:
         con.close()
     assert row is not None
-    print(
+    report(
         f"/pools responses {pools.calls}, records served {pools.calls * 20_000}, archived {row[0]}"
     )
     assert row[0] == pools.calls * 20_000

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,7 +90,9 @@ def sql_count(data_dir: Path, env: dict[str, str]) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_readers_query_while_the_daemon_writes(loopback: StartServer, tmp_path: Path) -> None:
+def test_readers_query_while_the_daemon_writes(
+    report: Callable[[str], None], loopback: StartServer, tmp_path: Path
+) -> None:
     pools = FreshPools()
     url, _hits = loopback(routes_with(pools))
     data_dir = tmp_path / "data"
@@ -125,7 +128,7 @@ def test_readers_query_while_the_daemon_writes(loopback: StartServer, tmp_path: 
     assert rows, f"no query answered: {errors[:3]} {err}"
     observations = [row[0] for row in rows]
     raw = [row[1] for row in rows]
-    print(
+    report(
         f"reader: {len(rows)} queries, {len(errors)} errors, "
         f"median {statistics.median(seconds):.3f}s, slowest {seconds[-1]:.3f}s; "
         f"observations {observations[0]} -> {observations[-1]}, raw {raw[0]} -> {raw[-1]}; "
