@@ -95,3 +95,54 @@ def test_two_sinks_in_one_group_store_each_observation_once(
     assert rows == keys == OBSERVATIONS
     assert sum(shares) == OBSERVATIONS
     assert all(share > 0 for share in shares)  # both sinks did write
+
+
+@pytest.mark.timeout(240)
+def test_rebalances_while_observations_flow_lose_and_duplicate_nothing(
+    report: Callable[[str], None], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A second sink joins mid-flow, then the first leaves: two rebalances under load."""
+    config = kafka_config(kafka_bootstrap)
+    data_dir = tmp_path / "data"
+    env = {**daemon_env("http://127.0.0.1:9", data_dir), **kafka_env(config)}
+    env["YIELDSTREAM_BATCH_SIZE"] = "2000"
+    logs = [tmp_path / "sink-1.log", tmp_path / "sink-2.log"]
+    chunk = 2_000
+    batches = [
+        (
+            OBS_TOPIC,
+            Outcome(
+                None,
+                "defillama-yields",
+                chunk,
+                [observation(i) for i in range(start, start + chunk)],
+            ),
+        )
+        for start in range(0, OBSERVATIONS, chunk)
+    ]
+    with (
+        daemon(env, logs[0], command="sink") as first,
+        producing(KafkaSettings.model_validate(config), batches, pause_s=0.4),
+    ):
+        wait_for_log(logs[0], "batch_stored", 0, first, 60)
+        with daemon(env, logs[1], command="sink") as second:
+            wait_for_log(logs[1], "batch_stored", 0, second, 60)  # joined: partitions split
+            first.send_signal(signal.SIGTERM)  # leaves: the second takes them all
+            assert first.wait(15) == 0, tail(logs[0])
+            deadline = time.monotonic() + 120
+            while store_counts(data_dir)[1] < OBSERVATIONS:
+                assert time.monotonic() < deadline, tail(logs[1])
+                assert second.poll() is None, tail(logs[1])
+                time.sleep(0.5)
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(15) == 0, tail(logs[1])
+    rows, keys = store_counts(data_dir)
+    shares = [stored_by(log) for log in logs]
+    revoked = logs[0].read_text().count('"event":"partitions_revoked"')
+    report(
+        f"rebalances under load: sinks stored {shares} rows, the first had partitions revoked "
+        f"{revoked} times; {rows} rows, {keys} keys, {rows - keys} duplicated"
+    )
+    assert revoked >= 1
+    assert rows == keys == OBSERVATIONS
+    assert all(share > 0 for share in shares)
