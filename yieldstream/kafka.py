@@ -34,7 +34,7 @@ import contextlib
 import ssl
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -201,8 +201,6 @@ class KafkaBus:
         self._closed: set[str] = set()
         self._categories: dict[str, str] = {}
         self._tail: asyncio.Task[None] | None = None
-        topics = settings.topics
-        self._topic = {RAW: topics.raw, OBSERVATIONS: topics.observations}
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -231,7 +229,7 @@ class KafkaBus:
                 async with asyncio.timeout(self.settings.send_timeout_s):
                     await asyncio.shield(caught_up)
 
-    async def _retrying(self, call: Any) -> None:
+    async def _retrying(self, call: Callable[[], Awaitable[None]]) -> None:
         async for attempt in stamina.retry_context(
             on=(KafkaError, OSError), attempts=None, timeout=None, wait_max=5.0
         ):
@@ -253,8 +251,8 @@ class KafkaBus:
             )
         )
         admin = AIOKafkaAdminClient(**self._options)
-        await admin.start()
         try:
+            await admin.start()
             response = await admin.create_topics(wanted)
         finally:
             await admin.close()
