@@ -376,6 +376,86 @@ class LakeWriter:
         self.maybe_compact()
         return result
 
+    def reconcile(
+        self,
+        batch_id: str,
+        observations: Sequence[Observation] | pa.Table,
+        rejections: Sequence[Rejection],
+        raw_ids: Sequence[str],
+        *,
+        dry_run: bool = False,
+    ) -> Replaced:
+        """Make the store agree with a new outcome of raw records, key by key.
+
+        For a replay from Kafka, where the store keeps no raw archive and its rows
+        are not grouped by raw batch: a stored row whose key the new outcome has is
+        replaced if any value differs, new keys are added, and the rejections of
+        these raw records are replaced by the new ones (so one that now passes is
+        gone, its row stored). One transaction; ``dry_run`` writes nothing.
+        """
+        staged_obs = _as_table(observations)
+        if dry_run:
+            return self._reconciled(self.con, staged_obs, rejections, raw_ids, write=False)
+
+        def apply(con: duckdb.DuckDBPyConnection) -> Replaced:
+            result = self._reconciled(con, staged_obs, rejections, raw_ids, write=True)
+            self._insert_observations(con, batch_id, staged_obs)
+            self._insert_rejections(con, batch_id, rejections)
+            return result
+
+        result = self._committed(apply)
+        self.maybe_compact()
+        return result
+
+    def _reconciled(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        staged_obs: pa.Table,
+        rejections: Sequence[Rejection],
+        raw_ids: Sequence[str],
+        *,
+        write: bool,
+    ) -> Replaced:
+        """Count what :meth:`reconcile` changes; with ``write``, delete what it replaces."""
+        staged = staged_obs  # noqa: F841 - read by name
+        changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in _VALUE_FIELDS)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE reconciled AS
+            WITH n AS (SELECT DISTINCT ON (source, pool_id, observed_at) * FROM staged)
+            SELECT n.source, n.pool_id, n.observed_at,
+                   o.pool_id IS NULL AS added, o.pool_id IS NOT NULL AND ({changed}) AS changed
+            FROM n LEFT JOIN observations AS o
+              ON o.source = n.source AND o.pool_id = n.pool_id AND o.observed_at = n.observed_at
+            """
+        )
+        row = con.execute(
+            "SELECT count(*) FILTER (WHERE added), count(*) FILTER (WHERE changed) FROM reconciled"
+        ).fetchone()
+        ids = list(dict.fromkeys(raw_ids))
+        before = con.execute(
+            "SELECT count(*) FROM rejections WHERE list_contains(?::VARCHAR[], raw_id)", [ids]
+        ).fetchone()
+        assert row is not None  # aggregates answer one row
+        assert before is not None
+        if write:
+            con.execute(
+                """
+                DELETE FROM observations AS o USING reconciled AS r
+                WHERE r.changed AND o.source = r.source AND o.pool_id = r.pool_id
+                  AND o.observed_at = r.observed_at
+                """
+            )
+            con.execute("DELETE FROM rejections WHERE list_contains(?::VARCHAR[], raw_id)", [ids])
+        con.execute("DROP TABLE reconciled")
+        return Replaced(
+            added=int(row[0]),
+            removed=0,
+            changed=int(row[1]),
+            rejections_before=int(before[0]),
+            rejections_after=len({r.raw_id for r in rejections}),
+        )
+
     def _compare(
         self,
         con: duckdb.DuckDBPyConnection,

@@ -372,16 +372,44 @@ def replay(
         datetime | None, typer.Option(help="Only records fetched before (UTC)")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, write nothing")] = False,
+    from_kafka: Annotated[
+        bool,
+        typer.Option("--from-kafka", help="Re-read yields.raw (Kafka mode) instead of the archive"),
+    ] = False,
+    from_offset: Annotated[
+        int | None,
+        typer.Option(min=0, help="With --from-kafka: start every partition at this offset"),
+    ] = None,
+    kafka: KafkaServers = None,
 ) -> None:
     """Re-run the transforms over the raw archive after a transform change.
 
     Changed rows are replaced, rows are never duplicated, rejections that now pass
-    are stored. Run it again after a stop: it picks up where it is.
+    are stored. Run it again after a stop: it picks up where it is. In Kafka mode
+    the raw records are on yields.raw: --from-kafka re-reads it (from --since, from
+    --from-offset, or from the beginning).
 
     Example: yieldstream replay --source defillama-yields --since 2026-01-01 --dry-run
     """
     from yieldstream.replay import replay as run_replay
+    from yieldstream.replay import replay_kafka
 
+    if from_kafka or kafka is not None:
+        settings = _kafka_settings(ctx, kafka)
+        summary = asyncio.run(
+            replay_kafka(
+                settings,
+                only=source or (),
+                since=_utc(since),
+                until=_utc(until),
+                from_offset=from_offset,
+                dry_run=dry_run,
+            )
+        )
+        err.print(summary.line(dry_run), highlight=False, soft_wrap=True)
+        return
+    if from_offset is not None:
+        raise _fail("--from-offset reads Kafka: add --from-kafka")
     settings = _settings(ctx)
     store = store_of(settings)
     if not store.exists:

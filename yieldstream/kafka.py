@@ -646,6 +646,66 @@ class KafkaBus:
         ]
         return [*reports, *outcomes]
 
+    # --- replay -----------------------------------------------------------------
+
+    async def read_raw(
+        self, *, since: datetime | None = None, from_offset: int | None = None, idle_s: float = 3.0
+    ) -> AsyncIterator[list[RawBatch]]:
+        """Read ``yields.raw`` as it is now, outside any group: batches per poll.
+
+        From the first message at or after ``since`` (the messages' timestamps), or
+        from ``from_offset`` in every partition, or from the beginning; until a poll
+        finds nothing new for ``idle_s``. Commits nothing: the live groups are not
+        disturbed.
+        """
+        topic = self.settings.topics.raw
+        consumer = AIOKafkaConsumer(**self._options, group_id=None, enable_auto_commit=False)
+        try:
+            async with asyncio.timeout(self.settings.send_timeout_s):
+                await consumer.start()
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            if not partitions:
+                raise ConfigError(f"Kafka has no topic {topic!r}; check kafka.topics.raw")
+            consumer.assign(partitions)
+            await self._seek(consumer, partitions, since, from_offset)
+            loop = asyncio.get_running_loop()
+            quiet_since = loop.time()
+            while loop.time() - quiet_since < idle_s:
+                polled = await consumer.getmany(timeout_ms=500, max_records=self.batch_size)
+                if polled:
+                    quiet_since = loop.time()
+                    yield self._raw_batches(polled)
+        except (TimeoutError, KafkaError) as exc:
+            raise ConfigError(
+                f"cannot read {topic!r} from Kafka at {self.settings.bootstrap_servers} "
+                f"({type(exc).__name__}: {exc}); check --kafka / KAFKA_BOOTSTRAP_SERVERS"
+            ) from None
+        finally:
+            await self._stop(consumer)
+
+    @staticmethod
+    async def _seek(
+        consumer: AIOKafkaConsumer,
+        partitions: list[TopicPartition],
+        since: datetime | None,
+        from_offset: int | None,
+    ) -> None:
+        if since is not None:
+            found = await consumer.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in partitions}
+            )
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+        elif from_offset is not None:
+            for tp in partitions:
+                consumer.seek(tp, from_offset)
+        else:
+            await consumer.seek_to_beginning(*partitions)
+
     # --- categories ---------------------------------------------------------------
 
     async def _follow_categories(self, caught_up: asyncio.Future[None]) -> None:

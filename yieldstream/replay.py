@@ -7,10 +7,15 @@ that no longer pass become rejections, rejections that now pass become rows, and
 nothing is duplicated; a key first stored by another batch keeps that row, as in a
 fresh run. Each batch is one transaction, so a replay that is stopped can simply be
 run again. Pools are classified with the newest archived ``/protocols`` categories.
+
+In Kafka mode the raw records are on ``yields.raw``, not in the store:
+:func:`replay_kafka` re-reads the topic (from a time or an offset) and reconciles
+the store key by key (:meth:`sinks.writer.LakeWriter.reconcile`).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +24,13 @@ from types import MappingProxyType
 import structlog
 
 from sinks.lake import Store
-from sinks.writer import LakeWriter
+from sinks.writer import LakeWriter, Replaced
 from transforms import Context
+from transforms.defillama_protocols import SOURCE as PROTOCOLS
+from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream.registry import Source, source
 from yieldstream.registry import sources as registered_sources
+from yieldstream.settings import Settings
 from yieldstream.transformer import transform_records
 
 log = structlog.get_logger(__name__)
@@ -37,6 +45,15 @@ class ReplaySummary:
     changed: int = 0
     rejections_before: int = 0
     rejections_after: int = 0
+
+    def add(self, records: int, result: Replaced) -> None:
+        self.batches += 1
+        self.records += records
+        self.added += result.added
+        self.removed += result.removed
+        self.changed += result.changed
+        self.rejections_before += result.rejections_before
+        self.rejections_after += result.rejections_after
 
     def line(self, dry_run: bool) -> str:
         verb = "would change" if dry_run else "changed"
@@ -73,13 +90,7 @@ def replay(
                 continue
             observations, rejections = transform_records(records, src, ctx)
             result = writer.replace(batch_id, observations, rejections, dry_run=dry_run)
-            summary.batches += 1
-            summary.records += len(records)
-            summary.added += result.added
-            summary.removed += result.removed
-            summary.changed += result.changed
-            summary.rejections_before += result.rejections_before
-            summary.rejections_after += result.rejections_after
+            summary.add(len(records), result)
             log.info(
                 "batch_replayed",
                 source=src.name,
@@ -91,4 +102,70 @@ def replay(
             )
     finally:
         writer.close()
+    return summary
+
+
+async def replay_kafka(
+    settings: Settings,
+    *,
+    only: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    from_offset: int | None = None,
+    dry_run: bool = False,
+    sources: Mapping[str, Source] | None = None,
+) -> ReplaySummary:
+    """Re-read ``yields.raw`` and make the store agree with what the current code makes.
+
+    Records fetched before ``since`` or from ``until`` on are skipped; ``from_offset``
+    starts every partition there instead of at ``since`` or the beginning. Pools are
+    classified with the categories the transform workers share, and those of the
+    ``/protocols`` records read on the way.
+    """
+    from yieldstream.kafka import KafkaBus  # the one module importing aiokafka
+
+    known = sources if sources is not None else registered_sources()
+    for name in only:
+        if name not in known:
+            source(name)  # a ConfigError naming the known sources
+    summary = ReplaySummary()
+    bus = KafkaBus(settings.kafka, batch_size=settings.batch_size)
+    writer = LakeWriter(Store(settings.data_dir, settings.catalog))
+    try:
+        await bus.start(produce=False, follow_categories=True)
+        learned: dict[str, str] = {}
+        async for batches in bus.read_raw(since=since, from_offset=from_offset):
+            for batch in batches:
+                records = [
+                    r
+                    for r in batch.records
+                    if (since is None or r.fetched_at >= since)
+                    and (until is None or r.fetched_at < until)
+                ]
+                if batch.source == PROTOCOLS:
+                    learned.update(protocol_categories(r.payload for r in records))
+                src = known.get(batch.source)
+                if src is None or not records or (only and batch.source not in only):
+                    continue
+                ctx = Context(MappingProxyType({**bus.known_categories(), **learned}))
+                observations, rejections = transform_records(records, src, ctx)
+                result = writer.reconcile(
+                    f"replay-{uuid.uuid4().hex}",
+                    observations,
+                    rejections,
+                    [r.raw_id for r in records],
+                    dry_run=dry_run,
+                )
+                summary.add(len(records), result)
+                log.info(
+                    "batch_replayed",
+                    source=src.name,
+                    records=len(records),
+                    dry_run=dry_run,
+                    added=result.added,
+                    changed=result.changed,
+                )
+    finally:
+        writer.close()
+        await bus.aclose()
     return summary
