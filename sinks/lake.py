@@ -13,10 +13,14 @@ DuckDB 1.4.4, where a wait for a SQLite lock lasts a whole second):
 * it runs in WAL mode, so readers never block the writer's commits ("database is
   locked" in the daemon while an analyst's transaction was open) and commits never
   block readers (queries waited 1 s per commit they met);
-* the writer holds one idle SQLite connection open (:class:`CatalogHold`). DuckDB
+* the writer keeps one idle SQLite connection open (:class:`CatalogHold`). DuckDB
   opens and closes a SQLite connection per catalog transaction; whenever the last
   one closed, SQLite checkpointed and deleted the WAL under an exclusive lock, and
-  every reader querying at that moment waited 1 s.
+  every reader querying at that moment waited 1 s. The idle connection lives in a
+  small child process, never in the writer's own: DuckDB links its own copy of
+  SQLite, and two copies in one process break SQLite's POSIX locks (closing a file
+  in one drops the other's locks). With the connection in the writer's process, a
+  writer's last commits now and then vanished from the catalog after a checkpoint.
 
 Several writers may share one store; :func:`write_lock` lets one at a time
 create, migrate or change it (and says what failed without it).
@@ -28,7 +32,8 @@ import fcntl
 import hashlib
 import importlib.util
 import re
-import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -199,26 +204,50 @@ class Store:
 
 
 class CatalogHold:
-    """The SQLite catalog in WAL mode, with one idle connection held open.
+    """The SQLite catalog in WAL mode, with one idle connection held open elsewhere.
 
     Hold it for as long as a writer is attached (see the module docstring). The
-    connection never opens a transaction, so it takes no lock. A PostgreSQL catalog
-    needs neither: nothing is held for it.
+    connection is a child process's, opened before DuckDB opens the file; it never
+    opens a transaction, so it takes no lock, and it goes when :meth:`close` is
+    called or this process dies (its stdin closes). A PostgreSQL catalog needs
+    neither: nothing is held for it.
     """
 
     def __init__(self, store: Store) -> None:
-        self._con: sqlite3.Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         path = store.sqlite_file
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        # WAL mode is stored in the file: set once, it stays for every process.
-        self._con = sqlite3.connect(path, timeout=30.0, check_same_thread=False)
-        self._con.execute("PRAGMA journal_mode = WAL")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _HOLD, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self._proc.stdout is not None  # piped above
+        if self._proc.stdout.readline() != b"held\n":
+            error = self._proc.communicate(timeout=30)[1].decode(errors="replace").strip()
+            self._proc = None
+            reason = error.splitlines()[-1] if error else "it exited"
+            raise ConfigError(f"cannot open the SQLite catalog {path} ({reason})")
 
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
+        if self._proc is not None:
+            self._proc.communicate(timeout=30)  # closes its stdin: it closes and exits
+            self._proc = None
+
+
+# The child holding the catalog: WAL mode is stored in the file, set once for every
+# process; then the connection stays open, idle, until stdin closes.
+_HOLD = """
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1], timeout=30.0)
+con.execute("PRAGMA journal_mode = WAL")
+print("held", flush=True)
+sys.stdin.read()
+con.close()
+"""
 
 
 @contextmanager

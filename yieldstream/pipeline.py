@@ -325,7 +325,8 @@ class Pipeline:
                 if batch.source == PROTOCOLS:
                     await self._learn_categories(batch.records)
                 elif shared := self.bus.known_categories():
-                    self._ctx = Context(MappingProxyType({**shared, **self._ctx.categories}))
+                    # The workers' shared map is the newest (it holds what this one learned).
+                    self._ctx = Context(MappingProxyType({**self._ctx.categories, **shared}))
                 return await self.transformer.run(batch, source, self._ctx)
             finally:
                 if archiving is not None:

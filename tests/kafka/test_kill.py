@@ -59,6 +59,17 @@ def observation(i: int) -> Observation:
     )
 
 
+def observation_batches(total: int, chunk: int) -> list[tuple[str, Outcome]]:
+    """``total`` distinct observations as outcomes of ``chunk``, ready to publish."""
+    return [
+        (
+            OBS_TOPIC,
+            Outcome(None, "defillama-yields", chunk, list(map(observation, range(n, n + chunk)))),
+        )
+        for n in range(0, total, chunk)
+    ]
+
+
 def store_counts(data_dir: Path, catalog: str | None = None) -> tuple[int, int]:
     """(rows, distinct keys) of the observations stored so far."""
     if catalog is None and not (data_dir / "catalog.sqlite").exists():
@@ -139,18 +150,7 @@ def test_sink_killed_10_times_while_200k_observations_flow_stores_each_once(
     env["YIELDSTREAM_BATCH_SIZE"] = "5000"
     log = tmp_path / "sink.log"
     chunk = 5_000
-    batches = [
-        (
-            "yields.observations",
-            Outcome(
-                None,
-                "defillama-yields",
-                chunk,
-                [observation(i) for i in range(start, start + chunk)],
-            ),
-        )
-        for start in range(0, OBSERVATIONS, chunk)
-    ]
+    batches = observation_batches(OBSERVATIONS, chunk)
     rng = random.Random(7)
     kills = []
     with producing(settings, batches, pause_s=2.0):

@@ -20,6 +20,7 @@ from tests.kafka.broker import free_port
 from tests.kafka.conftest import REAL_KAFKA, kafka_config, kafka_env, running
 from tests.kafka.test_end_to_end import StartServer, stored, wait_for
 from tests.sinks import daemon, daemon_env, tail, yieldstream_exe
+from tests.yieldstream.test_wire import steth
 from yieldstream import wire
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import ConfigError
@@ -151,21 +152,7 @@ async def test_poison_at_the_sink_becomes_a_rejection_row_and_the_rest_is_stored
     config = kafka_config(kafka_bootstrap, partitions=1)
     settings = Settings(data_dir=tmp_path / "data", kafka=config)
     topics = settings.kafka.topics
-    observation = orjson.loads(
-        wire.encode_row(
-            {
-                "source": "lido",
-                "pool_id": "steth",
-                "observed_at": datetime(2026, 1, 1, tzinfo=UTC),
-                "protocol": "lido",
-                "chain": "Ethereum",
-                "symbol": "STETH",
-                "strategy": "staking",
-                "venue": "defi",
-                "apy_pct": 2.9,
-            }
-        )
-    )
+    observation = orjson.loads(wire.encode_row(steth()))
     async with running(settings, frozenset({"sink"})):
         await asyncio.sleep(1)
         await produce(

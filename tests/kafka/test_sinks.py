@@ -16,15 +16,13 @@ import pytest
 
 from tests.kafka.conftest import kafka_config, kafka_env
 from tests.kafka.test_kill import (
-    OBS_TOPIC,
-    observation,
+    observation_batches,
     producing,
     store_counts,
     wait_for_log,
 )
 from tests.sinks import daemon, daemon_env, tail
 from yieldstream.settings import KafkaSettings
-from yieldstream.transformer import Outcome
 
 pytestmark = pytest.mark.slow
 
@@ -57,18 +55,7 @@ def test_two_sinks_in_one_group_store_each_observation_once(
         env["YIELDSTREAM_CATALOG"] = url
     logs = [tmp_path / "sink-1.log", tmp_path / "sink-2.log"]
     chunk = 4_000
-    batches = [
-        (
-            OBS_TOPIC,
-            Outcome(
-                None,
-                "defillama-yields",
-                chunk,
-                [observation(i) for i in range(start, start + chunk)],
-            ),
-        )
-        for start in range(0, OBSERVATIONS, chunk)
-    ]
+    batches = observation_batches(OBSERVATIONS, chunk)
     with (
         daemon(env, logs[0], command="sink") as first,
         daemon(env, logs[1], command="sink") as second,
@@ -108,18 +95,7 @@ def test_rebalances_while_observations_flow_lose_and_duplicate_nothing(
     env["YIELDSTREAM_BATCH_SIZE"] = "2000"
     logs = [tmp_path / "sink-1.log", tmp_path / "sink-2.log"]
     chunk = 2_000
-    batches = [
-        (
-            OBS_TOPIC,
-            Outcome(
-                None,
-                "defillama-yields",
-                chunk,
-                [observation(i) for i in range(start, start + chunk)],
-            ),
-        )
-        for start in range(0, OBSERVATIONS, chunk)
-    ]
+    batches = observation_batches(OBSERVATIONS, chunk)
     with (
         daemon(env, logs[0], command="sink") as first,
         producing(KafkaSettings.model_validate(config), batches, pause_s=0.4),
