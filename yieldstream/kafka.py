@@ -201,6 +201,10 @@ class KafkaBus:
         self._closed: set[str] = set()
         self._categories: dict[str, str] = {}
         self._tail: asyncio.Task[None] | None = None
+        # Sources other sources wait for: their records are handed over first.
+        self._needed = frozenset(
+            name for src in registered_sources().values() for name in src.after
+        )
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -591,10 +595,9 @@ class KafkaBus:
                     continue
                 by_source[raw.source].append(raw)
         # Sources others wait for (protocol categories) first, as the collector sent them.
-        needed = {name for src in registered_sources().values() for name in src.after}
         batches = [
             RawBatch(uuid.uuid4().hex, source, by_source[source], rejections=poison.pop(source, []))
-            for source in sorted(by_source, key=lambda source: source not in needed)
+            for source in sorted(by_source, key=lambda source: source not in self._needed)
         ]
         batches.extend(
             RawBatch(uuid.uuid4().hex, source, [], rejections=rejections)
