@@ -366,6 +366,10 @@ def _duckdb(store: Store) -> duckdb.DuckDBPyConnection:
             con.install_extension(extension)
             con.load_extension(extension)
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB draws a progress bar on stdout for queries over 2 s, piped or not: it
+    # corrupted `yieldstream sql --format csv > file` and scripts reading stdout.
+    # An analyst who wants it back: SET enable_progress_bar = true.
+    con.execute("SET enable_progress_bar = false")
     return con
 
 
