@@ -8,12 +8,15 @@ about a week of daily points. APR is percent. Docs: https://docs.lido.fi/integra
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import httpx
 
+from ingest._history import History, Point, points_of
 from ingest._http import Seconds, SourceConfig
 from ingest._records import Endpoint, collect_endpoints
+from transforms.units import unix_time
 from yieldstream.contracts import RawRecord
 
 SOURCE = "lido"
@@ -21,6 +24,14 @@ ENDPOINTS = (
     Endpoint("/v1/protocol/steth/apr/last", items_at=("data",), id_key="timeUnix", single=True),
     Endpoint("/v1/protocol/steth/apr/sma", items_at=("data", "aprs"), id_key="timeUnix"),
 )
+
+
+def _sma_points(body: Any, entity: str, url: str, head: bytes) -> Iterable[Point]:
+    return points_of(ENDPOINTS[1].items(body, url, head=head), "timeUnix", unix_time)
+
+
+# The history Lido serves: the daily points behind its moving average (about a week).
+HISTORY = History(ENDPOINTS[1].path, _sma_points, entities=("steth",))
 
 
 class Config(SourceConfig):

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -33,6 +33,10 @@ class Context:
 
     # DefiLlama protocol slug -> DefiLlama category, from the latest /protocols.
     categories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Entity -> its item in the source's snapshot listing (a /pools or /protocols
+    # payload), for history points that carry only values: the pools and protocols a
+    # batch of history records names, from the listing the backfill fetched.
+    listing: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
 
 
 Result = list[Observation] | Rejection
@@ -103,3 +107,22 @@ def floor_hour(moment: datetime) -> datetime:
     they were fetched in: fetching the same snapshot twice gives the same key.
     """
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# How far an upstream clock may run ahead of ours before a point counts as future.
+CLOCK_SKEW = timedelta(hours=1)
+
+
+def history_time(moment: datetime | None, raw: object, record: RawRecord) -> datetime:
+    """A history point's time, floored to its hour like a snapshot's; checked for sense.
+
+    Flooring makes a daily history point and the hourly snapshot of the same hour one
+    key, so a backfill and the daemon never store the same moment twice.
+    """
+    if moment is None:
+        raise ObservationError(f"unreadable point time {raw!r}")
+    if moment > record.fetched_at + CLOCK_SKEW:
+        raise ObservationError(
+            f"point time {moment.isoformat()} is after its fetch ({record.fetched_at.isoformat()})"
+        )
+    return floor_hour(moment)

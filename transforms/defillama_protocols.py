@@ -3,17 +3,27 @@
 ``tvl`` may be null or 0; ``category`` names the protocol type and is kept as
 ``category`` beside the mapped ``strategy``. The protocol's ``slug`` is its pool id
 (it is what ``/pools`` items name in ``project``).
+
+History records (``/protocol/{slug}`` points, from ``yieldstream backfill``) are
+named ``tvl@<date>`` for the protocol's total, which continues the snapshot's row
+(pool id ``<slug>``), and ``<chain>@<date>`` for one chain's part (pool id
+``<slug>:<chain>``, chain ``<chain>``). Sum the per-chain rows or take the total,
+not both. Category, chain and symbol come from the protocol's ``/protocols`` row in
+``ctx.listing``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
 import msgspec
 
-from transforms import Context, Result, floor_hour
+from transforms import Context, Result, floor_hour, history_time
 from transforms.classify import strategy_for
-from yieldstream.contracts import RawRecord, Venue, make_observation
+from transforms.units import unix_time
+from yieldstream.contracts import ObservationError, RawRecord, Venue, make_observation
 
 SOURCE = "defillama-protocols"
 
@@ -30,25 +40,72 @@ class Protocol(msgspec.Struct, kw_only=True):
 _decode = msgspec.json.Decoder(Protocol).decode
 
 
+TOTAL = "tvl"  # the series name of a protocol's total in history native ids
+PROTOCOL = "/protocol/"
+
+
+class TvlPoint(msgspec.Struct):
+    date: int | float
+    totalLiquidityUSD: float | None = None
+
+
+_decode_point = msgspec.json.Decoder(TvlPoint).decode
+
+
+@lru_cache(maxsize=256)  # a batch of history holds the points of few protocols
+def _listed(payload: bytes) -> Protocol:
+    return _decode(payload)
+
+
 def transform(record: RawRecord, ctx: Context) -> Result:
+    if record.kind == "history":
+        return _history(record, ctx)
     item = _decode(record.payload)
-    return [
-        make_observation(
-            {
-                "source": SOURCE,
-                "pool_id": item.slug,
-                "observed_at": floor_hour(record.fetched_at),
-                "protocol": item.slug,
-                "chain": item.chain or "Multi-Chain",
-                "symbol": item.symbol if item.symbol and item.symbol != "-" else "",
-                "strategy": strategy_for(item.category),
-                "venue": Venue.DEFI,
-                "category": item.category,
-                "tvl_usd": item.tvl,
-                "pool_meta": item.name,
-            }
+    fields = _fields(item)
+    fields.update({"observed_at": floor_hour(record.fetched_at), "tvl_usd": item.tvl})
+    return [make_observation(fields)]
+
+
+def _history(record: RawRecord, ctx: Context) -> Result:
+    point = _decode_point(record.payload)
+    slug = record.endpoint.removeprefix(PROTOCOL)
+    listed = ctx.listing.get(slug)
+    if listed is None:
+        raise ObservationError(
+            f"protocol {slug} is in no /protocols listing, which names its category and "
+            "chain; backfill it again (it fetches /protocols first)"
         )
-    ]
+    item = _listed(listed)
+    if item.slug != slug:
+        raise ObservationError(f"the /protocols row given for {slug} is {item.slug}")
+    series, at, _ = record.native_id.rpartition("@")
+    if not at or not series:
+        raise ObservationError(f"history record {record.native_id!r} names no series")
+    fields = _fields(item)
+    if series != TOTAL:
+        fields.update({"pool_id": f"{slug}:{series}", "chain": series})
+    fields.update(
+        {
+            "observed_at": history_time(unix_time(point.date), point.date, record),
+            "tvl_usd": point.totalLiquidityUSD,
+        }
+    )
+    return [make_observation(fields)]
+
+
+def _fields(item: Protocol) -> dict[str, Any]:
+    """What a protocol's /protocols row says of it, beside the TVL and the time."""
+    return {
+        "source": SOURCE,
+        "pool_id": item.slug,
+        "protocol": item.slug,
+        "chain": item.chain or "Multi-Chain",
+        "symbol": item.symbol if item.symbol and item.symbol != "-" else "",
+        "strategy": strategy_for(item.category),
+        "venue": Venue.DEFI,
+        "category": item.category,
+        "pool_meta": item.name,
+    }
 
 
 class _Category(msgspec.Struct):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
+from typing import Any
 
 DAILY = 365
 
@@ -31,3 +33,24 @@ def apr_to_apy_pct(apr_pct: float, periods_per_year: int = DAILY) -> float:
     if not math.isfinite(apy_pct):
         raise ValueError(f"APR {apr_pct} % compounded {periods_per_year} times a year overflows")
     return apy_pct
+
+
+def unix_time(value: Any) -> datetime | None:
+    """Seconds since the epoch (an int or float, not a bool) as UTC, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def iso_time(value: Any) -> datetime | None:
+    """An ISO-8601 time that names its zone (``2025-05-14T23:01:10.331Z``) as UTC, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None

@@ -49,9 +49,14 @@ def selected(settings: Settings, only: list[str] | None) -> dict[str, Source]:
     return chosen
 
 
-def client_for(cfg: SourceConfig, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+def client_for(
+    cfg: SourceConfig,
+    transport: httpx.AsyncBaseTransport | None,
+    *,
+    rate_per_s: float | None = None,
+) -> httpx.AsyncClient:
     inner = transport or httpx.AsyncHTTPTransport(retries=0)
-    limiter = AsyncLimiter(max_rate=cfg.rate_per_s, time_period=1.0)
+    limiter = AsyncLimiter(max_rate=rate_per_s or cfg.rate_per_s, time_period=1.0)
     return httpx.AsyncClient(
         transport=RateLimitedTransport(inner, limiter),
         headers={"User-Agent": USER_AGENT},

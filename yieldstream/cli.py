@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import signal
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream import logs
 from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
+from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
+from yieldstream.backfill import backfill as run_backfill
 from yieldstream.contracts import Rejection
 from yieldstream.errors import BadResponse, ConfigError
 from yieldstream.pipeline import ALL_ROLES, Role, RunStats
@@ -357,6 +360,73 @@ def _categories(file: Path) -> dict[str, str]:
     except BadResponse as exc:
         raise _fail(f"--categories: {exc}", 1) from None
     return protocol_categories(r.payload for r in records)
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The source whose history to fetch")],
+    since: Annotated[
+        datetime | None, typer.Option(help="History from this day or time on (UTC)")
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="History before this day or time (UTC) [default: end of today]"),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these entities (pool ids, protocol slugs); repeat or use commas"),
+    ] = None,
+    refetch: Annotated[
+        bool, typer.Option("--refetch", help="Fetch entities a backfill completed before, too")
+    ] = False,
+) -> None:
+    """Fetch a source's history into the store: resumable, idempotent, with progress.
+
+    Lists the entities from the source's snapshot (/pools, /protocols), then fetches
+    each one's history (DefiLlama /chart/{pool} or /protocol/{slug}, Lido /apr/sma)
+    through the daemon's transforms and store. Each entity is checkpointed in the
+    store with its rows: stopped or killed, the same command resumes where it was;
+    run twice, it adds nothing. Exits 1 if an entity failed (run it again to retry).
+
+    Example: yieldstream backfill defillama-yields --since 2023-01-01
+    """
+    settings = _settings(ctx)
+    entities = [e.strip() for value in only or () for e in value.split(",") if e.strip()]
+    reporter = BarReporter(err) if err.is_terminal else LogReporter()
+
+    async def main() -> BackfillSummary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await run_backfill(
+            settings,
+            source,
+            since=_utc(since),
+            until=_utc(until),
+            only=entities,
+            refetch=refetch,
+            reporter=reporter,
+            stop=stop,
+        )
+
+    try:
+        summary = asyncio.run(main())
+    except ListingFailed as exc:
+        raise _fail(str(exc), 1) from None
+    err.print(summary.line(), highlight=False, soft_wrap=True)
+    for entity, reason in summary.failures:
+        err.print(f"  failed {entity}: {reason}", markup=False, highlight=False, soft_wrap=True)
+    if summary.failed > len(summary.failures):
+        err.print(
+            f"  ... and {summary.failed - len(summary.failures)} more: "
+            "SELECT * FROM backfill_checkpoints WHERE status = 'failed'",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.failed or summary.stopped:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 import ingest
+from ingest._history import History
 from ingest._http import SourceConfig
 from ingest._records import Endpoint
 from transforms import Transform
@@ -38,6 +39,8 @@ class Source:
     # Sources whose first cycle must finish before this one's first cycle, because
     # this source's transform reads their reference data (``AFTER`` in its module).
     after: tuple[str, ...] = ()
+    # Its history endpoint, for ``yieldstream backfill`` (``HISTORY``); None: it has none.
+    history: History | None = None
 
 
 @cache
@@ -60,6 +63,7 @@ def sources() -> Mapping[str, Source]:
             module=info.name,
             endpoints=tuple(collector.ENDPOINTS),
             after=tuple(getattr(collector, "AFTER", ())),
+            history=getattr(collector, "HISTORY", None),
         )
     return MappingProxyType(found)
 

@@ -5,8 +5,11 @@ the current code, oldest fetch first, and what it produced is replaced by the ne
 outcome (:meth:`sinks.writer.LakeWriter.replace`): changed rows are replaced, rows
 that no longer pass become rejections, rejections that now pass become rows, and
 nothing is duplicated; a key first stored by another batch keeps that row, as in a
-fresh run. Each batch is one transaction, so a replay that is stopped can simply be
-run again. Pools are classified with the newest archived ``/protocols`` categories.
+fresh run. Consecutive batches of up to :data:`REPLAY_RECORDS` raw records are one
+transaction, so a replay that is stopped can simply be run again. Pools are
+classified with the newest archived ``/protocols`` categories;
+backfilled history points get their pool's ``/pools`` item from the listing the
+backfill archived in the same run.
 
 In Kafka mode the raw records are on ``yields.raw``, not in the store:
 :func:`replay_kafka` re-reads the topic (from a time or an offset) and reconciles
@@ -28,12 +31,16 @@ from sinks.writer import LakeWriter, Replaced
 from transforms import Context
 from transforms.defillama_protocols import SOURCE as PROTOCOLS
 from transforms.defillama_protocols import categories as protocol_categories
+from yieldstream.contracts import Observation, RawRecord, Rejection
 from yieldstream.registry import Source, source
 from yieldstream.registry import sources as registered_sources
 from yieldstream.settings import Settings
 from yieldstream.transformer import transform_records
 
 log = structlog.get_logger(__name__)
+# Raw records replayed in one transaction at most (whole stored batches): each
+# transaction reads every stored row of the batches' times, so fewer cost less.
+REPLAY_RECORDS = 100_000
 
 
 @dataclass(slots=True)
@@ -46,8 +53,8 @@ class ReplaySummary:
     rejections_before: int = 0
     rejections_after: int = 0
 
-    def add(self, records: int, result: Replaced) -> None:
-        self.batches += 1
+    def add(self, records: int, result: Replaced, *, batches: int = 1) -> None:
+        self.batches += batches
         self.records += records
         self.added += result.added
         self.removed += result.removed
@@ -81,6 +88,25 @@ def replay(
             source(name)  # a ConfigError naming the known sources
     summary = ReplaySummary()
     writer = LakeWriter(store)
+    group: list[tuple[str, list[Observation], list[Rejection]]] = []
+    grouped = 0  # raw records in the group
+
+    def flush() -> None:
+        nonlocal group, grouped
+        if group:
+            result = writer.replace(group, dry_run=dry_run)
+            summary.add(grouped, result, batches=len(group))
+            log.info(
+                "batches_replayed",
+                batches=len(group),
+                records=grouped,
+                dry_run=dry_run,
+                added=result.added,
+                removed=result.removed,
+                changed=result.changed,
+            )
+        group, grouped = [], 0
+
     try:
         ctx = Context(MappingProxyType(writer.categories()))
         for batch_id in writer.batches(only, since, until):
@@ -88,21 +114,27 @@ def replay(
             src = known.get(records[0].source) if records else None
             if src is None:
                 continue
-            observations, rejections = transform_records(records, src, ctx)
-            result = writer.replace(batch_id, observations, rejections, dry_run=dry_run)
-            summary.add(len(records), result)
-            log.info(
-                "batch_replayed",
-                source=src.name,
-                batch_id=batch_id,
-                dry_run=dry_run,
-                added=result.added,
-                removed=result.removed,
-                changed=result.changed,
+            observations, rejections = transform_records(
+                records, src, _with_listing(ctx, writer, records, src)
             )
+            if grouped + len(records) > REPLAY_RECORDS:
+                flush()
+            group.append((batch_id, observations, rejections))
+            grouped += len(records)
+        flush()
     finally:
         writer.close()
     return summary
+
+
+def _with_listing(
+    ctx: Context, writer: LakeWriter, records: Sequence[RawRecord], src: Source
+) -> Context:
+    """``ctx`` with the listing items that history records need (backfilled batches)."""
+    history = src.history
+    if history is None or history.entities or not any(r.kind == "history" for r in records):
+        return ctx
+    return Context(ctx.categories, MappingProxyType(writer.listing(records, history.entity_of)))
 
 
 async def replay_kafka(

@@ -26,7 +26,7 @@ import msgspec
 import pyarrow as pa
 import structlog
 
-from sinks.writer import observations_table
+from sinks.tables import observations_table
 from transforms import Context, apply
 from yieldstream import wire
 from yieldstream.contracts import Observation, RawRecord, Rejection
@@ -91,22 +91,26 @@ _REJECTIONS = msgspec.msgpack.Decoder(list[Rejection])
 _ENCODER = msgspec.msgpack.Encoder()
 
 
+def _context(categories: Mapping[str, str], listing: Mapping[str, bytes]) -> Context:
+    return Context(MappingProxyType(categories), MappingProxyType(listing))
+
+
 def _transform_encoded(
-    source_name: str, encoded: bytes, categories: Mapping[str, str]
+    source_name: str, encoded: bytes, categories: Mapping[str, str], listing: Mapping[str, bytes]
 ) -> tuple[pa.Table, bytes]:
     """Worker-process entry: msgpack records in, Arrow observations and msgpack out."""
     observations, rejections = transform_records(
-        _RECORDS.decode(encoded), sources()[source_name], Context(MappingProxyType(categories))
+        _RECORDS.decode(encoded), sources()[source_name], _context(categories, listing)
     )
     return observations_table(observations), _ENCODER.encode(rejections)
 
 
 def _transform_to_wire(
-    source_name: str, encoded: bytes, categories: Mapping[str, str]
+    source_name: str, encoded: bytes, categories: Mapping[str, str], listing: Mapping[str, bytes]
 ) -> tuple[Encoded, bytes]:
     """Worker-process entry for Kafka: observations come back as wire messages."""
     observations, rejections = transform_records(
-        _RECORDS.decode(encoded), sources()[source_name], Context(MappingProxyType(categories))
+        _RECORDS.decode(encoded), sources()[source_name], _context(categories, listing)
     )
     messages = Encoded(
         (f"{o.source}:{o.pool_id}".encode(), wire.encode_observation(o)) for o in observations
@@ -167,19 +171,17 @@ class Transformer:
             )
         else:
             encoded = _ENCODER.encode(batch.records)
-            categories = dict(ctx.categories)
+            context = (dict(ctx.categories), dict(ctx.listing))
             pool = self._pool
             try:
-                observations, rejected = await self._in_worker(
-                    pool, source.name, encoded, categories
-                )
+                observations, rejected = await self._in_worker(pool, source.name, encoded, context)
             except BrokenProcessPool:
                 log.warning("transform_worker_died", note="replacing it; the batch is retried")
                 if self._pool is pool:  # the first batch to notice replaces the pool
                     pool.shutdown(wait=False, cancel_futures=True)
                     self._pool = self._new_pool()
                 observations, rejected = await self._in_worker(
-                    self._pool, source.name, encoded, categories
+                    self._pool, source.name, encoded, context
                 )
             rejections = _REJECTIONS.decode(rejected)
         return Outcome(
@@ -193,10 +195,14 @@ class Transformer:
         )
 
     async def _in_worker(
-        self, pool: Executor, source: str, encoded: bytes, categories: dict[str, str]
+        self,
+        pool: Executor,
+        source: str,
+        encoded: bytes,
+        context: tuple[dict[str, str], dict[str, bytes]],
     ) -> tuple[pa.Table | Encoded, bytes]:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, self._entry, source, encoded, categories
+            pool, self._entry, source, encoded, *context
         )
 
     def close(self) -> None:

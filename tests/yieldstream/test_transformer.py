@@ -8,7 +8,7 @@ import signal
 import pyarrow as pa
 import structlog
 
-from sinks.writer import observations_table
+from sinks.tables import observations_table
 from tests.conftest import FETCHED_AT, raw, recorded
 from transforms import Context
 from yieldstream.contracts import Rejection

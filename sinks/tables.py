@@ -1,0 +1,67 @@
+"""Observations as Arrow tables: what the transform worker hands the store writer.
+
+Only pyarrow here, so the transform worker process does not load DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from yieldstream.contracts import Observation
+
+TS = pa.timestamp("us", tz="UTC")
+OBS_SCHEMA = pa.schema(
+    [
+        ("source", pa.string()),
+        ("pool_id", pa.string()),
+        ("observed_at", TS),
+        ("protocol", pa.string()),
+        ("chain", pa.string()),
+        ("symbol", pa.string()),
+        ("strategy", pa.string()),
+        ("venue", pa.string()),
+        ("category", pa.string()),
+        ("apy_pct", pa.float64()),
+        ("apy_base_pct", pa.float64()),
+        ("apy_reward_pct", pa.float64()),
+        ("tvl_usd", pa.float64()),
+        ("stablecoin", pa.bool_()),
+        ("il_risk", pa.bool_()),
+        ("exposure", pa.string()),
+        ("outlier", pa.bool_()),
+        ("pool_meta", pa.string()),
+        ("underlying_tokens", pa.list_(pa.string())),
+        ("reward_tokens", pa.list_(pa.string())),
+    ]
+)
+OBS_FIELDS = tuple(OBS_SCHEMA.names)
+
+
+def observations_table(observations: Sequence[Observation]) -> pa.Table:
+    """Observations as an Arrow table, column by column (no per-row dicts)."""
+    columns = [
+        pa.array(_micros([o.observed_at for o in observations]), type=field.type)
+        if name == "observed_at"
+        else pa.array([getattr(o, name) for o in observations], type=field.type)
+        for name, field in zip(OBS_FIELDS, OBS_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=OBS_SCHEMA)
+
+
+def _micros(moments: list[datetime]) -> list[int]:
+    """Epoch microseconds; each distinct time converts once (a snapshot shares one)."""
+    cache: dict[datetime, int] = {}
+    out = []
+    for moment in moments:
+        micros = cache.get(moment)
+        if micros is None:
+            micros = cache[moment] = (moment - _EPOCH) // _MICROSECOND
+        out.append(micros)
+    return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
