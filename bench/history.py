@@ -36,16 +36,25 @@ LAST_DAY = datetime(2026, 11, 24, tzinfo=UTC)
 CATEGORIES = ("Dexs", "Lending", "Liquid Staking", "Yield", "CDP", "Yield Aggregator")
 
 
-def chart(seed: int, points: int) -> bytes:
-    """One pool's ``/chart`` body: ``points`` days ending on LAST_DAY (the last intraday)."""
+def chart(seed: int, points: int, tvl_now: float = 1e6, apy_base_now: float = 4.0) -> bytes:
+    """One pool's ``/chart`` body: ``points`` days ending on LAST_DAY (the last intraday).
+
+    TVL and base APY walk back in time from the pool's current ``/pools`` figures, so
+    the history meets the snapshot.
+    """
     rng = random.Random(seed)
-    tvl = rng.lognormvariate(14, 2)
-    base = rng.uniform(0.5, 12)
     rewarded = rng.random() < 0.3
     il = rng.random() < 0.4
-    data: list[dict[str, Any]] = []
     first = LAST_DAY - timedelta(days=points - 1)
-    for day in range(points):
+    walk: list[tuple[float, float]] = []
+    tvl, base = max(tvl_now, 1.0), max(apy_base_now, 0.01)
+    for _ in range(points):
+        walk.append((tvl, base))
+        tvl *= rng.lognormvariate(0, 0.03)
+        base *= rng.lognormvariate(0, 0.05)
+    walk.reverse()
+    data: list[dict[str, Any]] = []
+    for day, (tvl, base) in enumerate(walk):
         last = day == points - 1
         moment = first + timedelta(
             days=day,
@@ -54,8 +63,6 @@ def chart(seed: int, points: int) -> bytes:
             seconds=rng.randint(0, 59),
             milliseconds=rng.randint(0, 999),
         )
-        tvl = max(0.0, tvl * rng.lognormvariate(0, 0.05))
-        base = max(0.0, base * rng.lognormvariate(0, 0.08))
         reward = round(rng.uniform(0, 8), 5) if rewarded else None
         apy_base = round(base, 5)
         data.append(
@@ -85,7 +92,9 @@ def routes(pools: int, points: int) -> dict[str, bytes]:
         "/protocols": orjson.dumps(protocols),
     }
     for index, item in enumerate(items):
-        bodies[f"/chart/{item['pool']}"] = chart(index, points)
+        bodies[f"/chart/{item['pool']}"] = chart(
+            index, points, item["tvlUsd"] or 1e6, item["apyBase"] or item["apy"] or 4.0
+        )
     return bodies
 
 

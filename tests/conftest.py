@@ -24,6 +24,31 @@ def recorded(source: str, name: str) -> bytes:
     return (FIXTURES / source / name).read_bytes()
 
 
+def store_created(data_dir: Path) -> bool:
+    """Whether a writer has finished creating the store in ``data_dir``.
+
+    The catalog file appears first; the tables and views come in the transactions
+    after it, and a reader that came in between found no table to read.
+    """
+    import duckdb
+
+    import yieldstream
+
+    if not (data_dir / "catalog.sqlite").exists():
+        return False
+    try:
+        con = yieldstream.connect(data_dir)
+    except Exception:
+        return False
+    try:
+        con.execute("SELECT 1 FROM yield_history LIMIT 0")  # views.sql's last view
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return True
+
+
 def raw(
     source: str,
     payload: bytes,

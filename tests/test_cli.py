@@ -152,6 +152,9 @@ def test_sources_shows_last_fetch_rows_and_failures(stored: dict[str, str]) -> N
     assert set(lines) == set(SOURCES)
     assert "│ 7 " in lines["defillama-yields"]
     assert "never" not in lines["lido"]
+    # Which history endpoint `yieldstream backfill` reads for each.
+    assert "/chart/{entity}" in lines["defillama-yields"]
+    assert "/protocol/{entity}" in lines["defillama-protocols"]
 
 
 def test_demo_prints_stored_yields(tmp_path: Path) -> None:

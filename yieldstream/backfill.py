@@ -8,17 +8,19 @@ entity's history:
 * **bounded**: at most ``history_concurrency`` requests in flight and
   ``history_rate_per_s`` a second per source; 429 and 5xx are retried with backoff
   (``Retry-After`` honoured) by the same fetch code as the daemon's;
-* **through the daemon's parts**: the records go through the source's transform (in
-  the transform worker) and the store writer, in batches of ``batch_size`` records;
-* **resumable**: each batch commits its raw records, observations, rejections and
-  the checkpoints of the entities it completes in one transaction
-  (:meth:`sinks.writer.LakeWriter.store_history`). Run again, a backfill skips the
-  entities whose checkpoint covers the window and fetches the rest; rows are keyed
-  ``(source, pool_id, observed_at)``, so nothing is stored twice either way;
+* **through the daemon's parts**: the records go through the source's transform and
+  the store writer, in batches of ``batch_size`` records;
+* **resumable**: each commit holds the raw records, observations and rejections of up
+  to :data:`COMMIT_BATCHES` batches and the checkpoints of the entities they complete,
+  in one transaction (:meth:`sinks.writer.LakeWriter.store_history`). Run again, a
+  backfill skips the entities whose checkpoint covers the window and fetches the
+  rest; rows are keyed ``(source, pool_id, observed_at)``, so nothing is stored twice
+  either way;
 * **failures are recorded**: an entity whose fetch keeps failing gets a ``failed``
   checkpoint with the reason (and a rejection when the body was unusable); the run
   goes on, and the next run tries it again;
-* **flat in memory**: fetches wait while two batches are queued for the store.
+* **flat in memory**: fetching waits while a batch waits for its transform, and a
+  commit waits for the one before.
 
 Without ``--until`` the window ends at the end of the current UTC day: the same
 backfill run again that day skips what is done; a day later it fetches the new day.
@@ -46,7 +48,6 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
@@ -163,19 +164,21 @@ class LogReporter:
 
 
 class BarReporter:
-    """A live rich bar on the terminal: entities, rows stored, rows/s, failures, ETA."""
+    """A live rich bar on the terminal: entities, rows stored, rows/s, failures, ETA.
+
+    ``defillama-yields ━━━━━━━━━━╸━━━━━━━━━ 1040/2000 entities  1,040,000 rows  51,602/s
+    0 failed  ETA 0:00:19`` (one line)
+    """
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
-            TextColumn("entities"),
-            TextColumn("{task.fields[rows]:>12,} rows"),
-            TextColumn("{task.fields[rate]:>9,} rows/s"),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
+            TextColumn(
+                "entities  {task.fields[rows]:,} rows  {task.fields[rate]:,}/s  "
+                "{task.fields[failed]} failed  ETA"
+            ),
             TimeRemainingColumn(),
             console=console,
         )
@@ -186,7 +189,7 @@ class BarReporter:
         self._started = time.monotonic()
         self.progress.start()
         self._task = self.progress.add_task(
-            f"backfill {summary.source}",
+            summary.source,
             total=summary.entities,
             completed=summary.skipped,
             rows=0,
@@ -239,7 +242,6 @@ class _Commit:
 
     batch_id: str
     started: float
-    batches: int = 0
     records: int = 0
     raw: list[pa.Table] = field(default_factory=list)
     observations: list[pa.Table] = field(default_factory=list)
@@ -251,7 +253,6 @@ class _Commit:
         return cls(uuid.uuid4().hex, time.monotonic())
 
     def add(self, batch: _Batch, observations: pa.Table, rejections: list[Rejection]) -> None:
-        self.batches += 1
         self.records += len(batch.records)
         if batch.records:
             self.raw.append(raw_table(self.batch_id, batch.records))
@@ -285,8 +286,8 @@ class Backfill:
         self.settings = settings
         self.src = src
         self.history = history
-        self.window = window
         self.until = window.until or end_of_day(datetime.now(UTC))
+        self.window = Window(window.since, self.until)
         self.cfg: SourceConfig = settings.source_config(src.name)
         self.writer = writer
         self.transformer = transformer
@@ -314,7 +315,8 @@ class Backfill:
                 )
             )
             todo = [e for e in entities if e not in complete]
-            unlisted = [e for e in dict.fromkeys(only) if e not in entities]
+            listed = set(entities)
+            unlisted = [e for e in dict.fromkeys(only) if e not in listed]
             self.summary.entities = len(entities) + len(unlisted)
             self.summary.skipped = len(entities) - len(todo)
             self.reporter.start(self.summary)
@@ -370,9 +372,10 @@ class Backfill:
         fetched: asyncio.Queue[_Fetched | None] = asyncio.Queue(self.cfg.history_concurrency)
         batches: asyncio.Queue[_Batch | None] = asyncio.Queue(QUEUED_BATCHES)
         entities = iter(todo)
-        for entity in unlisted:
-            listed_by = self.src.endpoints[0].path
-            await fetched.put(_Fetched(entity, [], f"not in the {listed_by} listing"))
+        if self.history.entities:
+            missing = f"not one of {self.src.name}'s: {', '.join(self.history.entities)}"
+        else:
+            missing = f"not in the {self.src.endpoints[0].path} listing"
 
         async def fetcher() -> None:
             for entity in entities:  # shared: each entity is taken once
@@ -382,6 +385,8 @@ class Backfill:
 
         async def fetchers() -> None:
             try:
+                for entity in unlisted:
+                    await fetched.put(_Fetched(entity, [], missing))
                 await asyncio.gather(*(fetcher() for _ in range(self.cfg.history_concurrency)))
             finally:
                 await fetched.put(None)

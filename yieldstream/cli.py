@@ -535,8 +535,9 @@ def sources(ctx: typer.Context) -> None:
         "rows stored",
         "rejected",
         "failed fetches",
+        "history (backfill)",
     )
-    for name in all_sources():
+    for name, src in all_sources().items():
         cfg = settings.source_config(name)
         last, ok, rows_stored, rejected, failed = stats.get(name, (None, None, 0, 0, 0))
         table.add_row(
@@ -548,6 +549,7 @@ def sources(ctx: typer.Context) -> None:
             str(rows_stored),
             str(rejected),
             str(failed),
+            src.history.path if src.history else "none",
         )
     _out().print(table)
 

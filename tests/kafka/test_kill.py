@@ -25,7 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 import yieldstream
-from tests.conftest import recorded
+from tests.conftest import recorded, store_created
 from tests.kafka.conftest import kafka_config, kafka_env, running
 from tests.sinks import daemon, daemon_env, tail
 from yieldstream.contracts import Observation, RawRecord, make_observation
@@ -72,7 +72,7 @@ def observation_batches(total: int, chunk: int) -> list[tuple[str, Outcome]]:
 
 def store_counts(data_dir: Path, catalog: str | None = None) -> tuple[int, int]:
     """(rows, distinct keys) of the observations stored so far."""
-    if catalog is None and not (data_dir / "catalog.sqlite").exists():
+    if catalog is None and not store_created(data_dir):
         return 0, 0
     con = yieldstream.connect(data_dir, catalog)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import yieldstream
+from tests.conftest import store_created
 from tests.kafka.broker import Proxy, free_port, tansu
 from tests.kafka.conftest import kafka_config, kafka_env
 from tests.kafka.test_end_to_end import StartServer
@@ -22,7 +23,7 @@ OUTAGE_S = 30
 
 
 def fetches(data_dir: Path) -> int:
-    if not (data_dir / "catalog.sqlite").exists():
+    if not store_created(data_dir):
         return 0
     con = yieldstream.connect(data_dir)
     try:

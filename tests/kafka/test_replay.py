@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import orjson
 
-from tests.conftest import recorded
+from tests.conftest import recorded, store_created
 from tests.kafka.conftest import kafka_config, running
 from tests.kafka.test_end_to_end import stored, wait_for
 from tests.kafka.test_kill import store_counts
@@ -60,7 +60,7 @@ async def test_replay_from_kafka_applies_a_fix_to_history_without_duplicates(
             await bus.aclose()
 
         def stored_all() -> bool:
-            if not (settings.data_dir / "catalog.sqlite").exists():
+            if not store_created(settings.data_dir):
                 return False
             return bool(stored(settings, "SELECT count(*) FROM rejections")[0][0] == 1) and (
                 store_counts(settings.data_dir)[1] == 20

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.conftest import recorded
+from tests.conftest import recorded, store_created
 from tests.kafka.broker import free_port
 from tests.kafka.conftest import REAL_KAFKA, kafka_config, kafka_env, running
 from tests.kafka.test_end_to_end import StartServer, stored, wait_for
@@ -54,7 +54,7 @@ def test_collect_transform_and_sink_daemons_fill_the_store_and_stop_on_sigterm(
         def complete() -> bool:
             assert transform.poll() is None, tail(log)
             assert sink.poll() is None, tail(log)
-            if not (tmp_path / "data" / "catalog.sqlite").exists():
+            if not store_created(tmp_path / "data"):
                 return False
             return stored(
                 settings, "SELECT count(*), (SELECT count(*) FROM fetches) FROM observations"
@@ -165,7 +165,7 @@ async def test_poison_at_the_sink_becomes_a_rejection_row_and_the_rest_is_stored
         )
 
         def done() -> bool:
-            if not (tmp_path / "data" / "catalog.sqlite").exists():
+            if not store_created(tmp_path / "data"):
                 return False
             return stored(settings, "SELECT count(*) FROM observations")[0][0] == 1
 

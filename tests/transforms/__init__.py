@@ -2,8 +2,8 @@
 
 A recorded response belongs to the endpoint whose last path segments, joined by ``-``,
 start its file name: ``pools-*.json`` is ``/pools``, ``apr-sma-*.json`` is
-``.../apr/sma``. A file that names no endpoint of its source (``chart-*.json``, a
-history endpoint no collector fetches yet) is kept for later and not parsed here.
+``.../apr/sma``. A file that names no snapshot endpoint of its source
+(``chart-*.json``, a history response) is read by ``test_history.py`` instead.
 """
 
 from __future__ import annotations
