@@ -48,7 +48,6 @@ from yieldstream.errors import ConfigError
 
 LAKE = "lake"
 SQL = files("sinks") / "sql"
-WRITER_MEMORY = "256MB"  # DuckDB's own memory in a writer (a buffer, not a cap on data)
 SUPPORTED = "sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
 FIX = "check --catalog / YIELDSTREAM_CATALOG"
 # The DuckDB secret holding a PostgreSQL catalog's password (see _password_secret).
@@ -470,11 +469,9 @@ def open_writer(store: Store) -> duckdb.DuckDBPyConnection:
         # writer runs the whole transaction again rather than DuckLake retrying the
         # commit alone, the retry that lost a new name map (see write_lock).
         con.execute("SET ducklake_max_retry_count = 0")
-        # A long-running writer's memory stays flat: no cache of the Parquet it read
-        # (it grew with the store), and merges past the limit spill to disk.
+        # A long-running writer's memory stays flat: no cache of the Parquet files it
+        # read, which grew with the store (~200 MiB over a 1M-row backfill).
         con.execute("SET enable_external_file_cache = false")
-        con.execute(f"SET memory_limit = '{WRITER_MEMORY}'")
-        con.execute("SET preserve_insertion_order = false")
         _migrate(con)
     except BaseException:
         con.close()

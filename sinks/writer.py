@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -108,7 +108,7 @@ class Checkpoint:
     entity: str
     since: datetime | None
     until: datetime
-    status: str  # done | failed
+    status: Literal["done", "failed"]
     points: int
     reason: str | None
     run_id: str
@@ -349,7 +349,6 @@ class LakeWriter:
         a backfill killed at any point resumes from its checkpoints.
         """
         staged_obs = _as_table(observations)
-
         records = raw.num_rows if raw is not None else 0
 
         def store(con: duckdb.DuckDBPyConnection) -> Stored:

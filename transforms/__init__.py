@@ -113,6 +113,17 @@ def floor_hour(moment: datetime) -> datetime:
 CLOCK_SKEW = timedelta(hours=1)
 
 
+def listed(ctx: Context, entity: str, listing: str, gives: str) -> bytes:
+    """The listing item a history point of ``entity`` needs, or why there is none."""
+    item = ctx.listing.get(entity)
+    if item is None:
+        raise ObservationError(
+            f"{entity} is in no {listing} listing, which gives its {gives}; backfill it "
+            f"again (it fetches {listing} first), or replay once {listing} lists it"
+        )
+    return item
+
+
 def history_time(moment: datetime | None, raw: object, record: RawRecord) -> datetime:
     """A history point's time, floored to its hour like a snapshot's; checked for sense.
 

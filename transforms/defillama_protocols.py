@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from transforms import Context, Result, floor_hour, history_time
+from transforms import Context, Result, floor_hour, history_time, listed
 from transforms.classify import strategy_for
 from transforms.units import unix_time
 from yieldstream.contracts import ObservationError, RawRecord, Venue, make_observation
@@ -53,7 +53,7 @@ _decode_point = msgspec.json.Decoder(TvlPoint).decode
 
 
 @lru_cache(maxsize=256)  # a batch of history holds the points of few protocols
-def _listed(payload: bytes) -> Protocol:
+def _protocol(payload: bytes) -> Protocol:
     return _decode(payload)
 
 
@@ -69,13 +69,7 @@ def transform(record: RawRecord, ctx: Context) -> Result:
 def _history(record: RawRecord, ctx: Context) -> Result:
     point = _decode_point(record.payload)
     slug = record.endpoint.removeprefix(PROTOCOL)
-    listed = ctx.listing.get(slug)
-    if listed is None:
-        raise ObservationError(
-            f"protocol {slug} is in no /protocols listing, which names its category and "
-            "chain; backfill it again (it fetches /protocols first)"
-        )
-    item = _listed(listed)
+    item = _protocol(listed(ctx, slug, "/protocols", "category and chain"))
     if item.slug != slug:
         raise ObservationError(f"the /protocols row given for {slug} is {item.slug}")
     series, at, _ = record.native_id.rpartition("@")

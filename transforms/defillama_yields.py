@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import msgspec
 
-from transforms import Context, Result, floor_hour, history_time
+from transforms import Context, Result, floor_hour, history_time, listed
 from transforms.classify import strategy_for
 from transforms.units import iso_time
 from yieldstream.contracts import ObservationError, RawRecord, Venue, make_observation
@@ -60,7 +60,7 @@ CHART = "/chart/"
 
 
 @lru_cache(maxsize=256)  # a batch of history holds the points of few pools
-def _listed(payload: bytes) -> Pool:
+def _pool(payload: bytes) -> Pool:
     return _decode(payload)
 
 
@@ -93,13 +93,7 @@ def transform(record: RawRecord, ctx: Context) -> Result:
 def _history(record: RawRecord, ctx: Context) -> Result:
     point = _decode_point(record.payload)
     pool_id = record.endpoint.removeprefix(CHART)
-    listed = ctx.listing.get(pool_id)
-    if listed is None:
-        raise ObservationError(
-            f"pool {pool_id} is in no /pools listing, which names its protocol and chain; "
-            "backfill it again (it fetches /pools first), or replay once /pools lists it"
-        )
-    item = _listed(listed)
+    item = _pool(listed(ctx, pool_id, "/pools", "protocol and chain"))
     if item.pool != pool_id:
         raise ObservationError(f"the /pools item given for pool {pool_id} is pool {item.pool}")
     fields = _fields(item, ctx)

@@ -10,18 +10,17 @@ A point dated before stETH existed, or after the response carrying it was fetche
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import msgspec
 
-from transforms import Context, Result
+from transforms import CLOCK_SKEW, Context, Result
 from transforms.units import DAILY, apr_to_apy_pct
 from yieldstream.contracts import ObservationError, RawRecord, Strategy, Venue, make_observation
 
 SOURCE = "lido"
 STETH = "0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84"
 LAUNCHED = datetime(2020, 12, 1, tzinfo=UTC)  # stETH went live in December 2020
-CLOCK_SKEW = timedelta(hours=1)  # how far Lido's clock may run ahead of ours
 
 
 class AprPoint(msgspec.Struct):

@@ -336,7 +336,10 @@ class Backfill:
             return [e for e in self.history.entities if not only or e in only]
         if not self.categories:
             for name in self.src.after:  # e.g. /protocols, which classifies pools
-                await self._snapshot(client, registered_sources()[name])
+                try:
+                    await self._snapshot(client, registered_sources()[name])
+                except ListingFailed as exc:  # pools are then classified 'other'
+                    log.warning("backfill_reference_failed", source=name, error=str(exc))
         records = await self._snapshot(client, self.src)
         wanted = set(only)
         for record in records:

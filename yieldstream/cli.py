@@ -362,16 +362,20 @@ def _categories(file: Path) -> dict[str, str]:
     return protocol_categories(r.payload for r in records)
 
 
+# The sources that have a history endpoint, for backfill's --help.
+WITH_HISTORY = ", ".join(name for name, src in all_sources().items() if src.history)
+
+
 @app.command()
 def backfill(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="The source whose history to fetch")],
+    source: Annotated[str, typer.Argument(help=f"One of: {WITH_HISTORY}")],
     since: Annotated[
         datetime | None, typer.Option(help="History from this day or time on (UTC)")
     ] = None,
     until: Annotated[
         datetime | None,
-        typer.Option(help="History before this day or time (UTC) [default: end of today]"),
+        typer.Option(help="History before this day or time (UTC); default: the end of today"),
     ] = None,
     only: Annotated[
         list[str] | None,

@@ -26,12 +26,19 @@ import pytest
 import structlog
 from rich.console import Console
 
-import yieldstream
 from sinks.lake import Store
 from tests.conftest import recorded, store_created
+from tests.yieldstream.test_replay import query
 from transforms import Context, Result
 from transforms import defillama_yields as pools_transform
-from yieldstream.backfill import BackfillSummary, BarReporter, LogReporter, NoHistory, backfill
+from yieldstream.backfill import (
+    BackfillSummary,
+    BarReporter,
+    ListingFailed,
+    LogReporter,
+    NoHistory,
+    backfill,
+)
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import ConfigError
 from yieldstream.loopback import Reply, Route, recorded_routes
@@ -89,14 +96,6 @@ def generated(pools: int, points: int) -> dict[str, Route]:
             body=orjson.dumps({"status": "success", "data": data})
         )
     return routes
-
-
-def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = yieldstream.connect(data_dir)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def history_keys(data_dir: Path) -> tuple[int, int]:
@@ -248,6 +247,20 @@ def test_pools_not_in_the_listing_fail_with_the_reason(
     assert (summary.entities, summary.done, summary.failed) == (11, 1, 10)
     assert dict(summary.failures) == dict.fromkeys(unknown, "not in the /pools listing")
     assert sum(v for k, v in hits.items() if k.startswith("/chart/")) == 1
+
+
+def test_no_listing_no_backfill_in_one_line(
+    loopback: StartServer, make_settings: MakeSettings
+) -> None:
+    routes = chart_routes(recorded_pool_ids())
+    routes["/pools"] = Reply(200, b"<html>Cloudflare: down</html>", content_type="text/html")
+    url, hits = loopback(routes)
+    with pytest.raises(ListingFailed) as caught:
+        run(make_settings(url))
+    assert str(caught.value).startswith(
+        "cannot list what to backfill: defillama-yields snapshot failed: expected JSON from"
+    )
+    assert not [k for k in hits if k.startswith("/chart/")]
 
 
 def test_protocol_history_from_the_recorded_responses(
