@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 import structlog
@@ -20,6 +20,16 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def _current_stderr(*args: Any) -> structlog.PrintLogger:
+    """A logger writing to ``sys.stderr`` as it is now, not as it was at configure time.
+
+    A live rich progress bar (``yieldstream backfill`` on a terminal) swaps
+    ``sys.stderr`` for a proxy that prints lines above the bar; a line written to the
+    terminal past it ended up glued to the bar's last frame.
+    """
+    return structlog.PrintLogger(sys.stderr)
 
 
 def configure(
@@ -39,7 +49,7 @@ def configure(
         factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(sys.stderr.buffer)
     else:
         renderer = structlog.dev.ConsoleRenderer()
-        factory = structlog.PrintLoggerFactory(sys.stderr)
+        factory = _current_stderr
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),

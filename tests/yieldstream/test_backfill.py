@@ -31,6 +31,7 @@ from tests.conftest import recorded, store_created
 from tests.yieldstream.test_replay import query
 from transforms import Context, Result
 from transforms import defillama_yields as pools_transform
+from yieldstream import logs
 from yieldstream.backfill import (
     BackfillSummary,
     BarReporter,
@@ -368,15 +369,26 @@ def test_progress_is_logged_when_not_on_a_terminal(
 def test_progress_is_a_live_bar_on_a_terminal(
     loopback: StartServer, make_settings: MakeSettings
 ) -> None:
-    url, _ = loopback(generated(12, 10))
+    routes = generated(12, 10)
+    routes["/chart/00000000-0000-4000-8000-000000000003"] = Reply(404, b"{}")
+    url, _ = loopback(routes)
     screen = io.StringIO()
     console = Console(file=screen, force_terminal=True, width=160, color_system=None)
-    asyncio.run(backfill(make_settings(url), POOLS, reporter=BarReporter(console)))
-    text = screen.getvalue()
-    final = text.replace("\r", "\n").splitlines()[-2]  # the bar's last frame
+    before = structlog.get_config()
+    logs.configure("console", "info")  # what a terminal gets
+    try:
+        asyncio.run(backfill(make_settings(url), POOLS, reporter=BarReporter(console)))
+    finally:
+        structlog.configure(**before)
+    lines = screen.getvalue().replace("\r", "\n").splitlines()
+    final = lines[-2]  # the bar's last frame
     assert final.startswith("\x1b[2Kdefillama-yields ")  # (the escape clears the line)
-    assert "12/12 entities  120 rows" in final
-    assert "0 failed  ETA 0:00:00" in final
+    assert "12/12 entities  110 rows" in final
+    assert "1 failed  ETA 0:00:00" in final
+    # A warning while the bar is drawn gets a line of its own above it.
+    (warning,) = [line for line in lines if "backfill_entity_failed" in line]
+    assert warning.removeprefix("\x1b[2K").startswith("20")  # its timestamp starts the line
+    assert "HTTP 404" in warning
 
 
 def doubled(record: RawRecord, ctx: Context) -> Result:
