@@ -63,8 +63,6 @@ class History:
 
     def entity_of(self, endpoint: str) -> str:
         """The entity whose history ``endpoint`` is (the inverse of :meth:`endpoint`)."""
-        if self.entities:
-            return self.entities[0]
         head, _, tail = self.path.partition("{entity}")
         return endpoint[len(head) : len(endpoint) - len(tail)]
 

@@ -24,6 +24,17 @@ def recorded(source: str, name: str) -> bytes:
     return (FIXTURES / source / name).read_bytes()
 
 
+def query(data_dir: Path, sql: str, catalog: str | None = None) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` on the store in ``data_dir``, read-only."""
+    import yieldstream
+
+    con = yieldstream.connect(data_dir, catalog)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def store_created(data_dir: Path) -> bool:
     """Whether a writer has finished creating the store in ``data_dir``.
 

@@ -25,7 +25,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 import yieldstream
-from tests.conftest import recorded, store_created
+from tests.conftest import query, recorded, store_created
 from tests.kafka.conftest import kafka_config, kafka_env, running
 from tests.sinks import daemon, daemon_env, tail
 from yieldstream.contracts import Observation, RawRecord, make_observation
@@ -74,15 +74,12 @@ def store_counts(data_dir: Path, catalog: str | None = None) -> tuple[int, int]:
     """(rows, distinct keys) of the observations stored so far."""
     if catalog is None and not store_created(data_dir):
         return 0, 0
-    con = yieldstream.connect(data_dir, catalog)
-    try:
-        row = con.execute(
-            "SELECT count(*), count(DISTINCT (source, pool_id, observed_at)) FROM observations"
-        ).fetchone()
-    finally:
-        con.close()
-    assert row is not None
-    return int(row[0]), int(row[1])
+    ((rows, keys),) = query(
+        data_dir,
+        "SELECT count(*), count(DISTINCT (source, pool_id, observed_at)) FROM observations",
+        catalog,
+    )
+    return int(rows), int(keys)
 
 
 def stored_pool_ids(data_dir: Path) -> set[str]:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import yieldstream
-from tests.conftest import store_created
+from tests.conftest import query, store_created
 from tests.kafka.broker import Proxy, free_port, tansu
 from tests.kafka.conftest import kafka_config, kafka_env
 from tests.kafka.test_end_to_end import StartServer
@@ -25,12 +24,8 @@ OUTAGE_S = 30
 def fetches(data_dir: Path) -> int:
     if not store_created(data_dir):
         return 0
-    con = yieldstream.connect(data_dir)
-    try:
-        row = con.execute("SELECT count(*) FROM fetches").fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row else 0
+    ((count,),) = query(data_dir, "SELECT count(*) FROM fetches")
+    return int(count)
 
 
 def wait_until(

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import orjson
 
 from sinks.lake import Store
 from sinks.writer import LakeWriter
+from yieldstream.contracts import Observation, make_observation
 from yieldstream.loopback import Reply, Route, recorded_routes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -38,6 +40,26 @@ RAW_POOL_KEYS = """
 STORED_POOL_KEYS = """
     SELECT source, pool_id, observed_at FROM observations WHERE source = 'defillama-yields'
 """
+
+
+def lido_observations(prefix: str, n: int, moment: datetime) -> list[Observation]:
+    """``n`` minimal stETH observations at ``moment``, pool ids ``<prefix>-<i>``."""
+    return [
+        make_observation(
+            {
+                "source": "lido",
+                "pool_id": f"{prefix}-{i}",
+                "observed_at": moment,
+                "protocol": "lido",
+                "chain": "Ethereum",
+                "symbol": "stETH",
+                "strategy": "staking",
+                "venue": "defi",
+                "apy_pct": 3.1,
+            }
+        )
+        for i in range(n)
+    ]
 
 
 def recorded_pools() -> list[dict[str, Any]]:

@@ -25,29 +25,15 @@ import yieldstream
 from sinks.lake import Postgres, Store, mask, open_reader, open_writer
 from sinks.writer import LakeWriter, Stored
 from tests.conftest import postgres_execute
-from yieldstream.contracts import Observation, RawRecord, make_observation
+from tests.sinks import lido_observations
+from yieldstream.contracts import Observation, RawRecord
 from yieldstream.errors import ConfigError
 
 MOMENT = datetime(2026, 3, 12, 12, tzinfo=UTC)
 
 
 def observations(prefix: str, n: int) -> list[Observation]:
-    return [
-        make_observation(
-            {
-                "source": "lido",
-                "pool_id": f"{prefix}-{i}",
-                "observed_at": MOMENT,
-                "protocol": "lido",
-                "chain": "Ethereum",
-                "symbol": "stETH",
-                "strategy": "staking",
-                "venue": "defi",
-                "apy_pct": 3.1,
-            }
-        )
-        for i in range(n)
-    ]
+    return lido_observations(prefix, n, MOMENT)
 
 
 def raw_records(prefix: str, n: int) -> list[RawRecord]:

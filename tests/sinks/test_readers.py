@@ -22,12 +22,13 @@ from tests.sinks import (
     StartServer,
     daemon,
     daemon_env,
+    lido_observations,
     routes_with,
     stop,
     tail,
     yieldstream_exe,
 )
-from yieldstream.contracts import Observation, make_observation
+from yieldstream.contracts import Observation
 
 READ_SECONDS = 10.0
 # One statement, so one snapshot: the views must agree with the table they read.
@@ -159,22 +160,7 @@ def test_an_open_read_transaction_does_not_block_the_writer(tmp_path: Path) -> N
     moment = datetime(2026, 3, 12, 12, tzinfo=UTC)
 
     def observations(prefix: str) -> list[Observation]:
-        return [
-            make_observation(
-                {
-                    "source": "lido",
-                    "pool_id": f"{prefix}-{i}",
-                    "observed_at": moment,
-                    "protocol": "lido",
-                    "chain": "Ethereum",
-                    "symbol": "stETH",
-                    "strategy": "staking",
-                    "venue": "defi",
-                    "apy_pct": 3.1,
-                }
-            )
-            for i in range(1500)
-        ]
+        return lido_observations(prefix, 1500, moment)
 
     writer = LakeWriter(store, compact_every=1_000_000)
     reader = open_reader(store)

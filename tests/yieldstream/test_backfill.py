@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -27,8 +25,8 @@ import structlog
 from rich.console import Console
 
 from sinks.lake import Store
-from tests.conftest import recorded, store_created
-from tests.yieldstream.test_replay import query
+from tests.conftest import query, recorded, store_created
+from tests.sinks import daemon_env, yieldstream_exe
 from transforms import Context, Result
 from transforms import defillama_yields as pools_transform
 from yieldstream import logs
@@ -437,22 +435,11 @@ def test_replay_applies_a_transform_change_to_backfilled_history(
 
 
 def cli_env(url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "YIELDSTREAM_DATA_DIR": str(data_dir),
-        "YIELDSTREAM_LOG_FORMAT": "json",
-        **extra,
-    }
+    """The daemons' test environment, with fast retries, for ``yieldstream backfill``."""
+    env = daemon_env(url, data_dir)
     for name in (POOLS, PROTOCOLS, "lido"):
-        key = name.upper().replace("-", "_")
-        env[f"YIELDSTREAM_SOURCES__{key}__BASE_URL"] = url
-        env[f"YIELDSTREAM_SOURCES__{key}__RATE_PER_S"] = "100"
-        env[f"YIELDSTREAM_SOURCES__{key}__WAIT_INITIAL_S"] = "0.01"
-    return env
-
-
-def yieldstream_exe() -> str:
-    return str(Path(sys.executable).with_name("yieldstream"))
+        env[f"YIELDSTREAM_SOURCES__{name.upper().replace('-', '_')}__WAIT_INITIAL_S"] = "0.01"
+    return {**env, **extra}
 
 
 def done_checkpoints(data_dir: Path) -> int:

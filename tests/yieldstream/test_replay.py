@@ -14,9 +14,8 @@ from typing import Any
 import msgspec
 import orjson
 
-import yieldstream
 from sinks.lake import Store
-from tests.conftest import recorded
+from tests.conftest import query, recorded
 from transforms import Context, Result
 from transforms import defillama_yields as pools_transform
 from yieldstream.app import run_pipeline
@@ -28,14 +27,6 @@ from yieldstream.settings import Settings
 
 POOLS = "defillama-yields"
 StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
-
-
-def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = yieldstream.connect(data_dir)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def with_pools_transform(transform: Callable[[RawRecord, Context], Result]) -> dict[str, Source]:
