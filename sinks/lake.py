@@ -44,6 +44,8 @@ from urllib.parse import parse_qsl, unquote
 
 import duckdb
 
+from sinks.readonly import lock_down
+from sinks.upgrades import STEPS
 from yieldstream.errors import ConfigError
 
 LAKE = "lake"
@@ -536,6 +538,8 @@ def _define_views(con: duckdb.DuckDBPyConnection) -> None:
     Each view's comment names the ``views.sql`` it came from. Replacing unchanged
     views at every writer start only added snapshots, and with a PostgreSQL catalog
     DuckLake 0.3 failed the commit of another writer whose transaction had begun
+        if (step := STEPS.get(version)) is not None:
+            step(con)
     before them ("Failed to parse catalog entry - trailing data after quoted value").
     """
     script = (SQL / "views.sql").read_text()

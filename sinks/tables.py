@@ -35,6 +35,9 @@ OBS_SCHEMA = pa.schema(
         ("pool_meta", pa.string()),
         ("underlying_tokens", pa.list_(pa.string())),
         ("reward_tokens", pa.list_(pa.string())),
+        ("level", pa.string()),
+        ("product_id", pa.string()),
+        ("strategy_guessed", pa.bool_()),
     ]
 )
 OBS_FIELDS = tuple(OBS_SCHEMA.names)

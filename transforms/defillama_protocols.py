@@ -1,4 +1,8 @@
-"""DefiLlama ``/protocols`` rows -> one TVL observation per protocol, with its strategy.
+"""DefiLlama ``/protocols`` rows -> one protocol-level TVL observation per protocol.
+
+These are not products (no yield): their ``level`` is ``protocol`` (the total) or
+``protocol_chain`` (one chain's part), so they are read from ``protocol_tvl``, never
+from ``latest_yields``.
 
 ``tvl`` may be null or 0; ``category`` names the protocol type and is kept as
 ``category`` beside the mapped ``strategy``. The protocol's ``slug`` is its pool id
@@ -23,7 +27,7 @@ import msgspec
 from transforms import Context, Result, floor_hour, history_time, listed
 from transforms.classify import strategy_for
 from transforms.units import unix_time
-from yieldstream.contracts import ObservationError, RawRecord, Venue, make_observation
+from yieldstream.contracts import Level, ObservationError, RawRecord, Venue, make_observation
 
 SOURCE = "defillama-protocols"
 
@@ -77,7 +81,9 @@ def _history(record: RawRecord, ctx: Context) -> Result:
         raise ObservationError(f"history record {record.native_id!r} names no series")
     fields = _fields(item)
     if series != TOTAL:
-        fields.update({"pool_id": f"{slug}:{series}", "chain": series})
+        fields.update(
+            {"pool_id": f"{slug}:{series}", "chain": series, "level": Level.PROTOCOL_CHAIN}
+        )
     fields.update(
         {
             "observed_at": history_time(unix_time(point.date), point.date, record),
@@ -99,6 +105,7 @@ def _fields(item: Protocol) -> dict[str, Any]:
         "venue": Venue.DEFI,
         "category": item.category,
         "pool_meta": item.name,
+        "level": Level.PROTOCOL,
     }
 
 

@@ -20,6 +20,7 @@ import msgspec
 
 from transforms import Context, Result, floor_hour, history_time, listed
 from transforms.classify import strategy_for
+from transforms.products import product_id
 from transforms.units import iso_time
 from yieldstream.contracts import ObservationError, RawRecord, Venue, make_observation
 
@@ -121,6 +122,7 @@ def _fields(item: Pool, ctx: Context) -> dict[str, Any]:
     return {
         "source": SOURCE,
         "pool_id": item.pool,
+        "product_id": product_id(item.project, item.chain, item.symbol, item.poolMeta),
         "protocol": item.project,
         "chain": item.chain,
         "symbol": item.symbol,

@@ -15,11 +15,14 @@ from datetime import UTC, datetime
 import msgspec
 
 from transforms import CLOCK_SKEW, Context, Result
+from transforms.products import product_id
 from transforms.units import DAILY, apr_to_apy_pct
 from yieldstream.contracts import ObservationError, RawRecord, Strategy, Venue, make_observation
 
 SOURCE = "lido"
 STETH = "0xae7ab96520DE3A18E5e111B5EaAb095312D7fE84"
+# The same product as DefiLlama's Lido stETH pool (project lido, symbol STETH).
+PRODUCT = product_id("lido", "Ethereum", "STETH")
 LAUNCHED = datetime(2020, 12, 1, tzinfo=UTC)  # stETH went live in December 2020
 
 
@@ -48,6 +51,7 @@ def transform(record: RawRecord, ctx: Context) -> Result:
             {
                 "source": SOURCE,
                 "pool_id": "steth",
+                "product_id": PRODUCT,
                 "observed_at": observed_at,
                 "protocol": "lido",
                 "chain": "Ethereum",

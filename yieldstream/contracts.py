@@ -55,6 +55,18 @@ class Venue(StrEnum):
     CEFI = "cefi"
 
 
+class Level(StrEnum):
+    """What an observation measures: a product that earns a yield, or a protocol's TVL.
+
+    Only products are yields (``latest_yields``, ``yield_history``, ``crosscheck``);
+    a protocol's total TVL and its per-chain parts are ``protocol_tvl``.
+    """
+
+    PRODUCT = "product"  # one way of earning on one asset: a pool, reserve, staking token
+    PROTOCOL = "protocol"  # a protocol's total TVL
+    PROTOCOL_CHAIN = "protocol_chain"  # one chain's part of a protocol's TVL
+
+
 RecordKind = Literal["snapshot", "history"]
 
 
@@ -98,6 +110,13 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     pool_meta: str | None = None
     underlying_tokens: list[str] | None = None
     reward_tokens: list[str] | None = None
+    level: Level = Level.PRODUCT
+    # The product's identity across sources (transforms.products.product_id); None
+    # for protocol-level rows.
+    product_id: NonEmpty | None = None
+    # True when the strategy is a guess from the pool's own fields, its protocol's
+    # category being unknown to the reference data in hand.
+    strategy_guessed: bool | None = None
 
 
 Stage = Literal["fetch", "decode", "validate"]
@@ -169,4 +188,8 @@ def make_observation(fields: dict[str, Any]) -> Observation:
         raise ObservationError(f"observed_at must be UTC, got {obs.observed_at.isoformat()}")
     if obs.apy_pct is None and obs.tvl_usd is None:
         raise ObservationError("neither an APY nor a TVL figure")
+    if (obs.product_id is None) != (obs.level is not Level.PRODUCT):
+        raise ObservationError(
+            "a product observation needs a product_id, a protocol-level one has none"
+        )
     return obs

@@ -51,6 +51,7 @@ def observation(i: int) -> Observation:
             "protocol": "aave-v3",
             "chain": "Ethereum",
             "symbol": "USDC",
+            "product_id": "aave-v3:ethereum:usdc",
             "strategy": "lending",
             "venue": "defi",
             "apy_pct": 2.0 + i % 1000 / 100,

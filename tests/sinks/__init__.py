@@ -56,6 +56,7 @@ def lido_observations(prefix: str, n: int, moment: datetime) -> list[Observation
                 "strategy": "staking",
                 "venue": "defi",
                 "apy_pct": 3.1,
+                "product_id": "lido:ethereum:steth",
             }
         )
         for i in range(n)

@@ -147,6 +147,7 @@ WRITER = textwrap.dedent("""
             make_observation({
                 "source": "lido", "pool_id": f"{batch_id}-{i}", "observed_at": moment,
                 "protocol": "lido", "chain": "Ethereum", "symbol": "stETH",
+                "product_id": "lido:ethereum:steth",
                 "strategy": "staking", "venue": "defi", "apy_pct": 3.1,
             })
             for i in range(rows)

@@ -21,6 +21,7 @@ def steth() -> dict[str, object]:
         "protocol": "lido",
         "chain": "Ethereum",
         "symbol": "STETH",
+        "product_id": "lido:ethereum:steth",
         "strategy": "staking",
         "venue": "defi",
         "apy_pct": 2.9,
