@@ -35,7 +35,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
@@ -370,7 +370,7 @@ def _duckdb(store: Store) -> duckdb.DuckDBPyConnection:
     con.execute("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on stdout for queries over 2 s, piped or not: it
     # corrupted `yieldstream sql --format csv > file` and scripts reading stdout.
-    # An analyst who wants it back: SET enable_progress_bar = true.
+    # (A writer may SET enable_progress_bar = true; a reader's settings are locked.)
     con.execute("SET enable_progress_bar = false")
     return con
 
@@ -497,8 +497,12 @@ def prepare_data_dir(path: Path) -> None:
         ) from None
 
 
-def open_reader(store: Store) -> duckdb.DuckDBPyConnection:
-    """A read-only connection with the lake attached and the analyst views defined."""
+def open_reader(store: Store, read: Sequence[Path] = ()) -> duckdb.DuckDBPyConnection:
+    """A read-only connection with the lake attached and the analyst views defined.
+
+    Locked down (:mod:`sinks.readonly`): it reads the store and nothing else, but
+    ``read``, files or directories the analyst asked to read too.
+    """
     sqlite_file = store.sqlite_file
     if sqlite_file is not None and not sqlite_file.is_file():
         raise ConfigError(
@@ -507,11 +511,18 @@ def open_reader(store: Store) -> duckdb.DuckDBPyConnection:
     # The catalog holds the data path of the writer that created the store; on
     # another host the shared volume may be mounted elsewhere (queries failed with
     # "Cannot open file"). The data directory given wins when it holds the files.
-    data_path = store.data_dir / "lake"
+    # Absolute: the lockdown allows reading under this path, matched as a prefix.
+    data_path = store.data_dir.absolute() / "lake"
     options = ""
     if data_path.is_dir():
         options = f"DATA_PATH {_sql_string(f'{data_path}/')}, OVERRIDE_DATA_PATH true"
-    return _attach(_duckdb(store), store, read_only=True, options=options)
+    con = _attach(_duckdb(store), store, read_only=True, options=options)
+    try:
+        lock_down(con, LAKE, read)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -527,6 +538,8 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             continue
         con.execute("BEGIN")
         con.execute(script.read_text())
+        if (step := STEPS.get(version)) is not None:
+            step(con)
         con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
         con.execute("COMMIT")
     _define_views(con)
@@ -538,8 +551,6 @@ def _define_views(con: duckdb.DuckDBPyConnection) -> None:
     Each view's comment names the ``views.sql`` it came from. Replacing unchanged
     views at every writer start only added snapshots, and with a PostgreSQL catalog
     DuckLake 0.3 failed the commit of another writer whose transaction had begun
-        if (step := STEPS.get(version)) is not None:
-            step(con)
     before them ("Failed to parse catalog entry - trailing data after quoted value").
     """
     script = (SQL / "views.sql").read_text()

@@ -10,6 +10,7 @@ attached and the views (``latest_yields``, ``yield_history``) ready::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,20 @@ if TYPE_CHECKING:
 
 
 def connect(
-    data_dir: str | Path = "yieldstream-data", catalog: str | None = None
+    data_dir: str | Path = "yieldstream-data",
+    catalog: str | None = None,
+    *,
+    read: Sequence[str | Path] = (),
 ) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the store; safe while a daemon writes to it."""
+    """A read-only connection to the store; safe while a daemon writes to it.
+
+    It reads the store and nothing else (DuckDB's ``enable_external_access`` off,
+    configuration locked, no extension loads): ``read`` names files or directories
+    it may read too, e.g. ``read=["pools.csv"]`` to join a local CSV.
+    """
     from sinks.lake import Store, open_reader
 
-    return open_reader(Store(Path(data_dir), catalog))
+    return open_reader(Store(Path(data_dir), catalog), [Path(p) for p in read])
 
 
 __all__ = ["__version__", "connect"]
