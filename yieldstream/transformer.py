@@ -11,8 +11,11 @@ store (~0.6 us a record), while the parent collects and stores. With
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +30,7 @@ import pyarrow as pa
 import structlog
 
 from sinks.tables import observations_table
-from transforms import Context, apply
+from transforms import Context, ReferenceData, apply
 from yieldstream import wire
 from yieldstream.contracts import Observation, RawRecord, Rejection
 from yieldstream.registry import Source, sources
@@ -91,26 +94,27 @@ _REJECTIONS = msgspec.msgpack.Decoder(list[Rejection])
 _ENCODER = msgspec.msgpack.Encoder()
 
 
-def _context(categories: Mapping[str, str], listing: Mapping[str, bytes]) -> Context:
-    return Context(MappingProxyType(categories), MappingProxyType(listing))
+def _context(reference: Mapping[str, Mapping[str, str]], listing: Mapping[str, bytes]) -> Context:
+    frozen = {source: MappingProxyType(values) for source, values in reference.items()}
+    return Context(MappingProxyType(frozen), MappingProxyType(listing))
 
 
 def _transform_encoded(
-    source_name: str, encoded: bytes, categories: Mapping[str, str], listing: Mapping[str, bytes]
+    source_name: str, encoded: bytes, reference: ReferenceData, listing: Mapping[str, bytes]
 ) -> tuple[pa.Table, bytes]:
     """Worker-process entry: msgpack records in, Arrow observations and msgpack out."""
     observations, rejections = transform_records(
-        _RECORDS.decode(encoded), sources()[source_name], _context(categories, listing)
+        _RECORDS.decode(encoded), sources()[source_name], _context(reference, listing)
     )
     return observations_table(observations), _ENCODER.encode(rejections)
 
 
 def _transform_to_wire(
-    source_name: str, encoded: bytes, categories: Mapping[str, str], listing: Mapping[str, bytes]
+    source_name: str, encoded: bytes, reference: ReferenceData, listing: Mapping[str, bytes]
 ) -> tuple[Encoded, bytes]:
     """Worker-process entry for Kafka: observations come back as wire messages."""
     observations, rejections = transform_records(
-        _RECORDS.decode(encoded), sources()[source_name], _context(categories, listing)
+        _RECORDS.decode(encoded), sources()[source_name], _context(reference, listing)
     )
     messages = Encoded(
         (f"{o.source}:{o.pool_id}".encode(), wire.encode_observation(o)) for o in observations
@@ -122,21 +126,45 @@ def _warm_up() -> None:
     sources()  # import every source module once, at worker start
 
 
-def _start_worker() -> None:
-    """Worker initializer: import the sources, and exit when the parent is gone.
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _start_worker(parent: int, pdeathsig: bool) -> None:
+    """Worker initializer: end with the parent, then import the sources.
 
     A parent killed with SIGKILL cannot stop its workers; without this they would
-    wait on their queue forever.
+    wait on their queue forever. ``parent`` is the pid the parent read itself, so
+    a parent that died before this ran (during the worker's start and imports) is
+    noticed too: the worker now has another parent.
     """
-    _warm_up()
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
+    signalled = pdeathsig and sys.platform == "linux" and _die_with_parent()
+    if os.getppid() != parent:
         os._exit(1)
+    if not signalled:
+        threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
+    _warm_up()
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+def _die_with_parent() -> bool:
+    """Linux: the kernel sends SIGKILL when the thread that started this process ends.
+
+    That is the parent's thread, not its process: only a worker started from the
+    main thread (which lasts as long as its process) may ask for it. False when
+    the kernel refused.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        log.warning("parent_death_signal_unavailable", error=os.strerror(errno))
+        return False
+    return True
+
+
+def _watch(parent: int) -> None:
+    """Elsewhere: look every second whether the parent is still there."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 class Transformer:
@@ -154,12 +182,17 @@ class Transformer:
 
     def _new_pool(self) -> Executor:
         if self.processes > 0:
+            # The workers are started here, by this thread: with spawn, each submit
+            # starts one until there are enough.
+            on_main = threading.current_thread() is threading.main_thread()
             pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
+                initargs=(os.getpid(), on_main),
             )
-            pool.submit(_warm_up)  # start the workers now, not at the first batch
+            for _ in range(self.processes):
+                pool.submit(_warm_up)  # start the workers now, not at the first batch
             return pool
         return ThreadPoolExecutor(1, thread_name_prefix="transform")
 
@@ -171,7 +204,8 @@ class Transformer:
             )
         else:
             encoded = _ENCODER.encode(batch.records)
-            context = (dict(ctx.categories), dict(ctx.listing))
+            reference = {source: dict(values) for source, values in ctx.reference.items()}
+            context = (reference, dict(ctx.listing))
             pool = self._pool
             try:
                 observations, rejected = await self._in_worker(pool, source.name, encoded, context)
@@ -199,7 +233,7 @@ class Transformer:
         pool: Executor,
         source: str,
         encoded: bytes,
-        context: tuple[dict[str, str], dict[str, bytes]],
+        context: tuple[dict[str, dict[str, str]], dict[str, bytes]],
     ) -> tuple[pa.Table | Encoded, bytes]:
         return await asyncio.get_running_loop().run_in_executor(
             pool, self._entry, source, encoded, *context

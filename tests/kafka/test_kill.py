@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 import yieldstream
 from tests.conftest import query, recorded, store_created
 from tests.kafka.conftest import kafka_config, kafka_env, running
-from tests.sinks import daemon, daemon_env, tail
+from tests.sinks import Lineage, daemon, daemon_env, tail
 from yieldstream.contracts import Observation, RawRecord, make_observation
 from yieldstream.kafka import KafkaBus
 from yieldstream.settings import KafkaSettings, Settings
@@ -98,7 +98,7 @@ def producing(settings: KafkaSettings, batches: list[Any], pause_s: float) -> It
 
     async def publish() -> None:
         bus = KafkaBus(settings, batch_size=10_000)
-        await bus.start(produce=True, follow_categories=False)
+        await bus.start(produce=True, follow_reference=False)
         try:
             for topic, value in batches:
                 await bus.publish(topic, value.source, value)
@@ -153,7 +153,8 @@ def test_sink_killed_10_times_while_200k_observations_flow_stores_each_once(
     kills = []
     with producing(settings, batches, pause_s=2.0):
         for kill in range(KILLS):
-            with daemon(env, log, command="sink") as sink:
+            lineage = Lineage()
+            with daemon(lineage.mark(env), log, command="sink") as sink, lineage.watching(sink):
                 started = time.monotonic()
                 seen = log.read_text().count('"event":"consumer_started"') if log.exists() else 0
                 wait_for_log(log, "consumer_started", seen, sink, 60)
@@ -161,6 +162,9 @@ def test_sink_killed_10_times_while_200k_observations_flow_stores_each_once(
                 sink.send_signal(signal.SIGKILL)
                 sink.wait()
                 kills.append((kill, round(time.monotonic() - started, 1), store_counts(data_dir)))
+            # Its catalog holder (a child process) ends with it.
+            left, _ = lineage.left_after(10)
+            assert not left, f"kill {kill} left processes behind: {left}"
     with daemon(env, log, command="sink") as sink:
         deadline = time.monotonic() + 120
         while store_counts(data_dir)[1] < OBSERVATIONS:
@@ -244,7 +248,11 @@ def test_transform_worker_killed_mid_batch_loses_and_duplicates_nothing(
     rng = random.Random(11)
     with producing(settings, batches, pause_s=0.5):
         for _ in range(kills):
-            with daemon(env, log, command="transform") as worker:
+            lineage = Lineage()
+            with (
+                daemon(lineage.mark(env), log, command="transform") as worker,
+                lineage.watching(worker),
+            ):
                 # Kill while batches flow: after one was published, before the next is.
                 seen = log.read_text().count('"event":"batch_transformed"') if log.exists() else 0
                 wait_for_log(log, "batch_transformed", seen, worker, 60)
@@ -258,6 +266,8 @@ def test_transform_worker_killed_mid_batch_loses_and_duplicates_nothing(
                 while any(alive(pid) for pid in children):
                     assert time.monotonic() < deadline, f"orphaned workers {children}"
                     time.sleep(0.1)
+            left, _ = lineage.left_after(10)  # and so does every other process it started
+            assert not left, f"orphaned processes {left}"
 
     async def finish() -> None:
         final = Settings(data_dir=data_dir, kafka=config, batch_size=5000)

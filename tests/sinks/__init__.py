@@ -13,8 +13,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,10 +56,10 @@ def lido_observations(prefix: str, n: int, moment: datetime) -> list[Observation
                 "protocol": "lido",
                 "chain": "Ethereum",
                 "symbol": "stETH",
+                "product_id": "lido:ethereum:steth",
                 "strategy": "staking",
                 "venue": "defi",
                 "apy_pct": 3.1,
-                "product_id": "lido:ethereum:steth",
             }
         )
         for i in range(n)
@@ -148,6 +151,113 @@ def stop(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: float = 10
     """Send ``sig``; the exit code, or TimeoutExpired when the process outlives ``timeout``."""
     proc.send_signal(sig)
     return proc.wait(timeout)
+
+
+# Set in the environment of a daemon a test watches: its descendants inherit it.
+LINEAGE = "YIELDSTREAM_TEST_LINEAGE"
+
+
+def _started(pid: int) -> int | None:
+    """A process's start time (clock ticks after boot); None when it is gone or a zombie.
+
+    With the pid, it names one process: a pid reused later has another start time.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] in "ZX" else int(fields[19])
+
+
+def _children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (a worker may be started by any thread)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+@dataclass
+class Lineage:
+    """The processes a daemon started, and whether any outlives it.
+
+    Two ways to find them, so that none is missed however early the daemon dies:
+    the process tree, read from ``/proc`` every few milliseconds while the daemon
+    lives (children reparented after its death are recorded already), and a marker
+    in the environment every descendant inherits, looked for in every process.
+    """
+
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seen: dict[tuple[int, int], str] = field(default_factory=dict)  # (pid, start) -> argv
+
+    def mark(self, env: Mapping[str, str]) -> dict[str, str]:
+        return {**env, LINEAGE: self.marker}
+
+    @contextmanager
+    def watching(self, proc: subprocess.Popen[bytes]) -> Iterator[None]:
+        """Record ``proc``'s descendants while the block runs."""
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.is_set():
+                self._record(proc.pid)
+                done.wait(0.005)
+
+        thread = threading.Thread(target=poll, name="lineage", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _record(self, root: int) -> None:
+        todo = _children(root)
+        while todo:
+            pid = todo.pop()
+            started = _started(pid)
+            if started is not None:  # read again: a child's argv changes when it execs
+                self.seen[pid, started] = _command(pid) or self.seen.get((pid, started), "")
+            todo.extend(_children(pid))
+
+    def marked(self) -> dict[tuple[int, int], str]:
+        """Live processes with the marker in their environment."""
+        found: dict[tuple[int, int], str] = {}
+        needle = f"{LINEAGE}={self.marker}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            started = _started(pid)
+            if needle in environ.split(b"\0") and started is not None:
+                found[pid, started] = _command(pid)
+        return found
+
+    def alive(self) -> dict[tuple[int, int], str]:
+        """The descendants, recorded or marked, still running."""
+        alive = {key: argv for key, argv in self.seen.items() if _started(key[0]) == key[1]}
+        return {**alive, **self.marked()}
+
+    def left_after(self, timeout_s: float) -> tuple[dict[tuple[int, int], str], float]:
+        """Wait up to ``timeout_s`` for every descendant to end: those left, and the wait."""
+        started = time.monotonic()
+        while (left := self.alive()) and time.monotonic() - started < timeout_s:
+            time.sleep(0.05)
+        return left, time.monotonic() - started
 
 
 def tail(log: Path, lines: int = 15) -> str:

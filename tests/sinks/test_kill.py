@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.sinks import (
     RAW_POOL_KEYS,
     STORED_POOL_KEYS,
     FreshPools,
+    Lineage,
     StartServer,
     daemon,
     daemon_env,
@@ -34,6 +36,10 @@ from tests.sinks import (
 pytestmark = pytest.mark.slow
 
 KILLS = 10
+# The transform worker, the catalog's holder and multiprocessing's resource tracker
+# end within this after a kill -9 of the daemon (the slowest: a worker still
+# importing when its parent died, which notices once its imports are done).
+ORPHAN_TIMEOUT_S = 10.0
 
 
 def archived_ids(data_dir: Path) -> set[str]:
@@ -92,10 +98,13 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     left_pending = 0
 
     for kill in range(KILLS):
-        with daemon(env, log) as proc:
+        lineage = Lineage()
+        with daemon(lineage.mark(env), log) as proc, lineage.watching(proc):
             time.sleep(rng.uniform(0.5, 3.5))
             assert proc.poll() is None, f"daemon died on its own (kill {kill}):\n{tail(log)}"
             stop(proc, signal.SIGKILL)
+        left, _ = lineage.left_after(ORPHAN_TIMEOUT_S)
+        assert not left, f"kill {kill} (seed {seed}) left processes behind: {left}"
         # What the next start finds (a writer also finishes a store killed mid-creation).
         left_pending += bool(pending(data_dir))
         now = archived_ids(data_dir)
@@ -123,6 +132,50 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert totals["pool_observations"] == totals["pool_keys_stored"], totals  # none twice
     assert totals["pool_observations"] == totals["pool_keys_raw"] > 0
     assert '"level":"error"' not in log.read_text()
+
+
+# When to kill: seconds after the start, or after a child process appeared (the
+# catalog's holder opening it; the transform worker importing).
+HOLDER, WORKER = "import sqlite3", "multiprocessing.spawn"
+EARLY_KILLS = [(None, 0.05), (None, 0.3), (None, 1.0), (HOLDER, 0.0), (WORKER, 0.0), (WORKER, 0.15)]
+
+
+def _appeared(child: str, lineage: Lineage, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while not any(child in command for command in lineage.seen.values()):
+        assert proc.poll() is None, tail(log)
+        assert time.monotonic() < deadline, f"no child process {child!r} started"
+        time.sleep(0.002)
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_in_the_first_second_leaves_no_process_behind(
+    report: Callable[[str], None], loopback: StartServer, tmp_path: Path
+) -> None:
+    """Killed while it starts (its catalog holder or transform worker not started
+    yet, or starting), the daemon leaves nothing running: every process it started
+    ends too."""
+    url, _hits = loopback(routes_with(FreshPools()))
+    data_dir = tmp_path / "data"
+    env = daemon_env(url, data_dir)
+    log = tmp_path / "daemon.log"
+    for child, after_s in EARLY_KILLS:
+        for attempt in range(3):
+            lineage = Lineage()
+            with daemon(lineage.mark(env), log) as proc, lineage.watching(proc):
+                if child is not None:
+                    _appeared(child, lineage, proc, log)
+                time.sleep(after_s)
+                assert proc.poll() is None, tail(log)
+                stop(proc, signal.SIGKILL)
+            left, waited = lineage.left_after(ORPHAN_TIMEOUT_S)
+            commands = sorted(c.partition(" -c ")[2][:40] or c[:40] for c in lineage.seen.values())
+            when = f"{after_s:.2f} s after {'start' if child is None else repr(child)}"
+            report(
+                f"kill -9 {when} (#{attempt + 1}): {len(commands)} child processes seen, "
+                f"all gone {waited:.2f} s after the kill: {commands}"
+            )
+            assert not left, f"kill {when} left processes behind: {left}"
 
 
 @pytest.mark.timeout(60)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import threading
 
 import pyarrow as pa
+import pytest
 import structlog
 
 from sinks.tables import observations_table
@@ -32,7 +36,7 @@ def pools_batch(batch_id: str) -> RawBatch:
 
 async def test_worker_process_gives_the_same_outcome_as_a_thread() -> None:
     source = sources()[POOLS]
-    ctx = Context({"maple": "Lending"})
+    ctx = Context({"defillama-protocols": {"maple": "Lending"}})
     in_process = Transformer(processes=1)
     on_thread = Transformer(processes=0)
     try:
@@ -77,3 +81,43 @@ async def test_a_killed_worker_is_replaced_and_the_batch_retried() -> None:
     assert again.observations.equals(first.observations)
     assert transformer._pool is not pool
     assert [e["event"] for e in logs] == ["transform_worker_died"]
+
+
+async def test_a_worker_started_from_a_thread_that_ended_lives_on() -> None:
+    """The parent-death signal follows the thread that started a worker: started
+    from another thread, the worker must not die when that thread ends."""
+    made: list[Transformer] = []
+
+    def start() -> None:
+        made.append(Transformer(processes=1))
+        made[0]._pool.submit(os.getpid).result(timeout=60)  # the worker is up
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    transformer = made[0]
+    pool = transformer._pool
+    try:
+        with structlog.testing.capture_logs() as logs:
+            outcome = await transformer.run(pools_batch("b1"), sources()[POOLS], Context())
+    finally:
+        transformer.close()
+    assert isinstance(outcome.observations, pa.Table)
+    assert outcome.observations.num_rows == 5
+    assert transformer._pool is pool
+    assert logs == []
+
+
+@pytest.mark.parametrize("pdeathsig", [True, False])
+def test_a_worker_whose_parent_died_before_it_started_exits(pdeathsig: bool) -> None:
+    """The worker compares its parent with the pid its parent gave it: another one
+    (the parent died while the worker was starting) and it exits at once."""
+    code = (
+        "from yieldstream.transformer import _start_worker; "
+        f"_start_worker({os.getpid() + 10**6}, {pdeathsig}); print('still running')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "still running" not in done.stdout
