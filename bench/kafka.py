@@ -78,7 +78,7 @@ def settings_for(bootstrap: str) -> KafkaSettings:
                 "raw": f"raw-{tag}",
                 "observations": f"obs-{tag}",
                 "dlq": f"dlq-{tag}",
-                "categories": f"cat-{tag}",
+                "reference": f"ref-{tag}",
             },
             "groups": {"transform": f"transform-{tag}", "sink": f"sink-{tag}"},
         }
@@ -87,7 +87,7 @@ def settings_for(bootstrap: str) -> KafkaSettings:
 
 async def produce_ours(settings: KafkaSettings, batches: list[RawBatch]) -> float:
     bus = KafkaBus(settings, batch_size=BATCH)
-    await bus.start(produce=True, follow_categories=False)
+    await bus.start(produce=True, follow_reference=False)
     try:
         started = time.perf_counter()
         for batch in batches:
@@ -150,7 +150,7 @@ def transform_and_sink(bootstrap: str, settings: KafkaSettings, rows: int) -> di
             YIELDSTREAM_KAFKA__TOPICS__RAW=topics.raw,
             YIELDSTREAM_KAFKA__TOPICS__OBSERVATIONS=topics.observations,
             YIELDSTREAM_KAFKA__TOPICS__DLQ=topics.dlq,
-            YIELDSTREAM_KAFKA__TOPICS__CATEGORIES=topics.categories,
+            YIELDSTREAM_KAFKA__TOPICS__REFERENCE=topics.reference,
             YIELDSTREAM_KAFKA__GROUPS__TRANSFORM=groups.transform,
             YIELDSTREAM_KAFKA__GROUPS__SINK=groups.sink,
         )

@@ -26,7 +26,7 @@ Not thread-safe: the pipeline drives one writer from one thread.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,8 +51,7 @@ from sinks.lake import (
 from sinks.tables import OBS_FIELDS as _OBS_FIELDS
 from sinks.tables import TS as _TS
 from sinks.tables import observations_table
-from transforms.defillama_protocols import SOURCE as PROTOCOLS
-from transforms.defillama_protocols import categories as protocol_categories
+from transforms import Reference
 from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
 
 log = structlog.get_logger(__name__)
@@ -701,23 +700,39 @@ class LakeWriter:
             for r in rows
         ]
 
-    def categories(self) -> dict[str, str]:
-        """Protocol slug -> DefiLlama category, from the newest archived protocol items.
+    def reference(
+        self, providers: Mapping[str, Reference], as_of: datetime | None = None
+    ) -> dict[str, dict[str, str]]:
+        """Each provider's reference data from its raw items archived up to ``as_of``.
 
-        The raw items, as the pipeline learns categories during a run: a protocol whose
-        TVL is null is rejected as an observation but still names its category. Only
-        the day of fetches up to the newest is read, not the whole archive.
+        The raw items, as the pipeline learns them during a run (a protocol whose
+        TVL is null is rejected as an observation but still names its category): the
+        newest version of each item among the day of snapshots up to the provider's
+        newest fetch at or before ``as_of`` (None: its newest fetch). So a replay
+        reads the reference data that was in force when its records were fetched,
+        and only a day of the archive is read. A provider with no snapshot at or
+        before ``as_of`` gives its oldest day's instead, the nearest there is.
         """
-        rows = self.con.execute(
-            """
-            SELECT arg_max(payload, fetched_at) FROM raw_records
-            WHERE source = $source AND fetched_at >= (
-                SELECT max(fetched_at) - INTERVAL 1 DAY FROM raw_records WHERE source = $source)
-            GROUP BY native_id
-            """,
-            {"source": PROTOCOLS},
-        ).fetchall()
-        return protocol_categories(str(r[0]).encode() for r in rows)
+        found: dict[str, dict[str, str]] = {}
+        for name, read in providers.items():
+            rows = self.con.execute(
+                """
+                WITH newest AS (
+                    SELECT coalesce(
+                        (SELECT max(fetched_at) FROM raw_records WHERE source = $source
+                           AND kind = 'snapshot' AND fetched_at <= $as_of),
+                        (SELECT min(fetched_at) FROM raw_records WHERE source = $source
+                           AND kind = 'snapshot')) AS t)
+                SELECT arg_max(payload, fetched_at) FROM raw_records, newest
+                WHERE source = $source AND kind = 'snapshot'
+                  AND fetched_at > newest.t - INTERVAL 1 DAY AND fetched_at <= newest.t
+                GROUP BY native_id
+                """,
+                {"source": name, "as_of": as_of or datetime.max.replace(tzinfo=UTC)},
+            ).fetchall()
+            if rows:
+                found[name] = read(str(r[0]).encode() for r in rows)
+        return found
 
     def maybe_compact(self) -> None:
         if self._commits >= self.compact_every:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -26,17 +26,53 @@ from yieldstream.contracts import (
     Stage,
 )
 
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+# What a source that others read provides: its raw items' payloads -> key -> value,
+# e.g. protocol slug -> category. A transform module defines it as ``reference``.
+Reference = Callable[[Iterable[bytes]], dict[str, str]]
+# Reference data by the name of the source that provides it.
+ReferenceData = Mapping[str, Mapping[str, str]]
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Reference data a transform may use; built by the runner, never fetched here."""
+    """Reference data a transform may use; built by the runner, never fetched here.
 
-    # DefiLlama protocol slug -> DefiLlama category, from the latest /protocols.
-    categories: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    Reference data is one mechanism for every source: a source whose transform
+    module defines ``reference(payloads) -> dict[str, str]`` provides it, from its
+    newest raw items, and a source that reads it names the provider in its ``AFTER``
+    (so that a daemon's first cycle fetches the provider first). The runners fill
+    ``reference`` the same way everywhere: the daemon as it transforms the
+    provider's batches (shared between Kafka transform workers through a compacted
+    topic), replay and backfill from the provider's raw items archived up to the
+    time of the records at hand (:meth:`sinks.writer.LakeWriter.reference`).
+    """
+
+    # Provider source name -> its reference data (key -> value).
+    reference: ReferenceData = field(default_factory=lambda: MappingProxyType({}))
     # Entity -> its item in the source's snapshot listing (a /pools or /protocols
     # payload), for history points that carry only values: the pools and protocols a
     # batch of history records names, from the listing the backfill fetched.
     listing: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
+
+    def of(self, provider: str) -> Mapping[str, str]:
+        """The reference data that ``provider`` gives (empty when none is known)."""
+        return self.reference.get(provider, _EMPTY)
+
+    def learned(self, provider: str, values: Mapping[str, str]) -> Context:
+        """This context with ``values`` added to (and winning over) ``provider``'s data."""
+        if not values:
+            return self
+        merged = {**self.reference, provider: MappingProxyType({**self.of(provider), **values})}
+        return Context(MappingProxyType(merged), self.listing)
+
+    def merged(self, reference: ReferenceData) -> Context:
+        """This context with every provider's data of ``reference`` added."""
+        ctx = self
+        for provider, values in reference.items():
+            ctx = ctx.learned(provider, values)
+        return ctx
 
 
 Result = list[Observation] | Rejection

@@ -104,7 +104,7 @@ async def run_pipeline(
                 stack.push_async_callback(kafka_bus.aclose)
                 await kafka_bus.start(
                     produce=bool(roles & {"collect", "transform"}),
-                    follow_categories="transform" in roles,
+                    follow_reference="transform" in roles,
                 )
                 bus = kafka_bus
             else:

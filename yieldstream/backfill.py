@@ -56,13 +56,11 @@ from ingest._http import SourceConfig
 from sinks.tables import observations_table
 from sinks.writer import Checkpoint, LakeWriter, Stored, raw_table
 from transforms import Context
-from transforms.defillama_protocols import SOURCE as PROTOCOLS
-from transforms.defillama_protocols import categories as protocol_categories
 from yieldstream import metrics
 from yieldstream.app import client_for, store_of
 from yieldstream.contracts import Observation, RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, ConfigError, YieldstreamError
-from yieldstream.registry import Source, source
+from yieldstream.registry import Source, providers, source
 from yieldstream.registry import sources as registered_sources
 from yieldstream.settings import Settings
 from yieldstream.transformer import RawBatch, Transformer
@@ -295,7 +293,10 @@ class Backfill:
         self.stop = stop
         self.run_id = uuid.uuid4().hex
         self.summary = BackfillSummary(src.name)
-        self.categories: dict[str, str] = {}
+        # The reference data the source's transform reads, from the sources it names
+        # in AFTER (see transforms.Context).
+        self.providers = {name: read for name, read in providers().items() if name in src.after}
+        self.ctx = Context()
         self.listing: dict[str, bytes] = {}
         self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
 
@@ -305,7 +306,8 @@ class Backfill:
     async def run(self, client: httpx.AsyncClient, only: Sequence[str], refetch: bool) -> None:
         started = time.monotonic()
         try:
-            self.categories = await self._on_store(self.writer.categories)
+            stored = await self._on_store(self.writer.reference, self.providers)
+            self.ctx = self.ctx.merged(stored)
             entities = await self._entities(client, only)
             complete = (
                 set()
@@ -334,12 +336,13 @@ class Backfill:
         """The entities to backfill: fixed, or named by the source's snapshot (stored)."""
         if self.history.entities:
             return [e for e in self.history.entities if not only or e in only]
-        if not self.categories:
-            for name in self.src.after:  # e.g. /protocols, which classifies pools
-                try:
-                    await self._snapshot(client, registered_sources()[name])
-                except ListingFailed as exc:  # pools are then classified 'other'
-                    log.warning("backfill_reference_failed", source=name, error=str(exc))
+        for name in self.providers:  # e.g. /protocols, whose categories classify pools
+            if self.ctx.of(name):
+                continue
+            try:
+                await self._snapshot(client, registered_sources()[name])
+            except ListingFailed as exc:  # the transform does without it
+                log.warning("backfill_reference_failed", source=name, error=str(exc))
         records = await self._snapshot(client, self.src)
         wanted = set(only)
         for record in records:
@@ -356,8 +359,8 @@ class Backfill:
             raise ListingFailed(
                 f"cannot list what to backfill: {src.name} snapshot failed: {exc}"
             ) from None
-        if src.name == PROTOCOLS:
-            self.categories.update(protocol_categories(r.payload for r in records))
+        if (read := self.providers.get(src.name)) is not None:
+            self.ctx = self.ctx.learned(src.name, read(r.payload for r in records))
         size = self.settings.batch_size
         for start in range(0, len(records), size):
             batch = _Batch(uuid.uuid4().hex, records[start : start + size])
@@ -515,7 +518,7 @@ class Backfill:
         if not batch.records:
             return observations_table([]), []
         listing = {e: self.listing[e] for e in batch.entities if e in self.listing}
-        ctx = Context(MappingProxyType(self.categories), MappingProxyType(listing))
+        ctx = Context(self.ctx.reference, MappingProxyType(listing))
         raw = RawBatch(batch.batch_id, src.name, batch.records)
         outcome = await self.transformer.run(raw, src, ctx)
         observations = outcome.observations

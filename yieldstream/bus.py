@@ -45,11 +45,11 @@ class Bus(Protocol):
     async def close(self, topic: str) -> None:
         """No more messages will be published to ``topic``."""
 
-    async def share_categories(self, categories: Mapping[str, str]) -> None:
-        """Make protocol categories learned here known to every transform worker."""
+    async def share_reference(self, source: str, values: Mapping[str, str]) -> None:
+        """Make reference data of ``source`` learned here known to every transform worker."""
 
-    def known_categories(self) -> Mapping[str, str]:
-        """Protocol categories other workers shared."""
+    def known_reference(self) -> Mapping[str, Mapping[str, str]]:
+        """Reference data other workers shared, by the source that provides it."""
 
 
 _CLOSED: Final = object()
@@ -86,11 +86,11 @@ class MemoryBus:
     async def close(self, topic: str) -> None:
         await self._queue(topic).put(_CLOSED)
 
-    async def share_categories(self, categories: Mapping[str, str]) -> None:
+    async def share_reference(self, source: str, values: Mapping[str, str]) -> None:
         """One process: the transformer that learned them is the only one."""
 
-    def known_categories(self) -> Mapping[str, str]:
+    def known_reference(self) -> Mapping[str, Mapping[str, str]]:
         return _NONE
 
 
-_NONE: Final[Mapping[str, str]] = MappingProxyType({})
+_NONE: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType({})

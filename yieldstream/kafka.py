@@ -199,7 +199,7 @@ class KafkaBus:
         # (~6 us a key), and the same pools come back every poll.
         self._placed: dict[str, dict[bytes, int]] = defaultdict(dict)
         self._closed: set[str] = set()
-        self._categories: dict[str, str] = {}
+        self._reference: defaultdict[str, dict[str, str]] = defaultdict(dict)
         self._tail: asyncio.Task[None] | None = None
         # Sources other sources wait for: their records are handed over first.
         self._needed = frozenset(
@@ -208,8 +208,8 @@ class KafkaBus:
 
     # --- lifecycle --------------------------------------------------------------
 
-    async def start(self, *, produce: bool, follow_categories: bool) -> None:
-        """Create the topics if absent, start the producer, follow the categories.
+    async def start(self, *, produce: bool, follow_reference: bool) -> None:
+        """Create the topics if absent, start the producer, follow the reference data.
 
         A broker that cannot be reached within ``send_timeout_s`` is a one-line
         error (a daemon's supervisor restarts it; a typo in the address does not
@@ -226,9 +226,9 @@ class KafkaBus:
             ) from None
         if produce:
             self._producer = await self._start_producer()
-        if follow_categories:
+        if follow_reference:
             caught_up = asyncio.get_running_loop().create_future()
-            self._tail = asyncio.create_task(self._follow_categories(caught_up))
+            self._tail = asyncio.create_task(self._follow_reference(caught_up))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.send_timeout_s):
                     await asyncio.shield(caught_up)
@@ -248,7 +248,7 @@ class KafkaBus:
         ]
         wanted.append(
             NewTopic(
-                cfg.topics.categories,
+                cfg.topics.reference,
                 1,
                 cfg.replication_factor,
                 topic_configs={"cleanup.policy": "compact"},
@@ -305,7 +305,7 @@ class KafkaBus:
             log.warning("kafka_stop_failed", error=str(exc) or type(exc).__name__)
 
     async def aclose(self) -> None:
-        """Stop the producer (flushing what is queued) and the categories follower."""
+        """Stop the producer (flushing what is queued) and the reference follower."""
         if self._tail is not None:
             self._tail.cancel()
             await asyncio.gather(self._tail, return_exceptions=True)
@@ -373,17 +373,21 @@ class KafkaBus:
             _headers(rejection.source, rejection.stage, rejection.reason),
         )
 
-    async def share_categories(self, categories: Mapping[str, str]) -> None:
-        """Publish protocol categories learned here for every transform worker."""
-        self._categories.update(categories)
+    async def share_reference(self, source: str, values: Mapping[str, str]) -> None:
+        """Publish reference data of ``source`` learned here for every transform worker."""
+        self._reference[source].update(values)
         out = [
-            (slug.encode(), wire.encode_category(slug, category), [("stage", b"category")])
-            for slug, category in categories.items()
+            (
+                f"{source}:{key}".encode(),
+                wire.encode_reference(source, key, value),
+                [("source", source.encode()), ("stage", b"reference")],
+            )
+            for key, value in values.items()
         ]
-        await self._send_retrying({self.settings.topics.categories: out})
+        await self._send_retrying({self.settings.topics.reference: out})
 
-    def known_categories(self) -> Mapping[str, str]:
-        return self._categories
+    def known_reference(self) -> Mapping[str, Mapping[str, str]]:
+        return self._reference
 
     async def _send_retrying(self, out: Mapping[str, list[Outgoing]]) -> None:
         """Send until acknowledged; an unreachable broker is retried with backoff.
@@ -594,7 +598,7 @@ class KafkaBus:
                     poison[rejection.source].append(rejection)
                     continue
                 by_source[raw.source].append(raw)
-        # Sources others wait for (protocol categories) first, as the collector sent them.
+        # Sources others wait for (reference data) first, as the collector sent them.
         batches = [
             RawBatch(uuid.uuid4().hex, source, by_source[source], rejections=poison.pop(source, []))
             for source in sorted(by_source, key=lambda source: source not in self._needed)
@@ -709,11 +713,11 @@ class KafkaBus:
         else:
             await consumer.seek_to_beginning(*partitions)
 
-    # --- categories ---------------------------------------------------------------
+    # --- reference data -------------------------------------------------------------
 
-    async def _follow_categories(self, caught_up: asyncio.Future[None]) -> None:
-        """Keep every protocol's category from the compacted categories topic."""
-        topic = self.settings.topics.categories
+    async def _follow_reference(self, caught_up: asyncio.Future[None]) -> None:
+        """Keep every source's reference data from the compacted reference topic."""
+        topic = self.settings.topics.reference
         consumer = AIOKafkaConsumer(**self._options, group_id=None, enable_auto_commit=False)
         try:
             await consumer.start()
@@ -726,16 +730,19 @@ class KafkaBus:
                 for records in got.values():
                     for record in records:
                         try:
-                            message = wire.decode_category(record.value)
+                            message = wire.decode_reference(record.value)
                         except wire.WireError as exc:
-                            log.warning("category_message_invalid", error=str(exc))
+                            log.warning("reference_message_invalid", error=str(exc))
                             continue
-                        self._categories[message.protocol] = message.category
+                        self._reference[message.source][message.key] = message.value
                 if not caught_up.done() and await _reached(consumer, ends):
                     caught_up.set_result(None)
-                    log.info("categories_loaded", protocols=len(self._categories))
+                    log.info(
+                        "reference_loaded",
+                        keys={source: len(values) for source, values in self._reference.items()},
+                    )
         except KafkaError as exc:
-            log.warning("categories_follow_failed", error=str(exc) or type(exc).__name__)
+            log.warning("reference_follow_failed", error=str(exc) or type(exc).__name__)
         finally:
             if not caught_up.done():
                 caught_up.set_result(None)

@@ -21,7 +21,7 @@ import ingest
 from ingest._history import History
 from ingest._http import SourceConfig
 from ingest._records import Endpoint
-from transforms import Transform
+from transforms import Reference, Transform
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import ConfigError
 
@@ -41,6 +41,9 @@ class Source:
     after: tuple[str, ...] = ()
     # Its history endpoint, for ``yieldstream backfill`` (``HISTORY``); None: it has none.
     history: History | None = None
+    # The reference data it provides other sources' transforms (``reference`` in its
+    # transform module; see transforms.Context); None: it provides none.
+    reference: Reference | None = None
 
 
 @cache
@@ -64,8 +67,15 @@ def sources() -> Mapping[str, Source]:
             endpoints=tuple(collector.ENDPOINTS),
             after=tuple(getattr(collector, "AFTER", ())),
             history=getattr(collector, "HISTORY", None),
+            reference=getattr(transformer, "reference", None),
         )
     return MappingProxyType(found)
+
+
+def providers(known: Mapping[str, Source] | None = None) -> dict[str, Reference]:
+    """The sources that provide reference data, by name, with what reads it."""
+    known = sources() if known is None else known
+    return {name: src.reference for name, src in known.items() if src.reference is not None}
 
 
 def source(name: str) -> Source:

@@ -6,10 +6,11 @@ outcome (:meth:`sinks.writer.LakeWriter.replace`): changed rows are replaced, ro
 that no longer pass become rejections, rejections that now pass become rows, and
 nothing is duplicated; a key first stored by another batch keeps that row, as in a
 fresh run. Consecutive batches of up to :data:`REPLAY_RECORDS` raw records are one
-transaction, so a replay that is stopped can simply be run again. Pools are
-classified with the newest archived ``/protocols`` categories;
-backfilled history points get their pool's ``/pools`` item from the listing the
-backfill archived in the same run.
+transaction, so a replay that is stopped can simply be run again. Reference data
+(e.g. the protocol categories that classify pools) is what the archive held when
+each batch was fetched (:meth:`sinks.writer.LakeWriter.reference`); backfilled
+history points get their pool's ``/pools`` item from the listing the backfill
+archived in the same run.
 
 In Kafka mode the raw records are on ``yields.raw``, not in the store:
 :func:`replay_kafka` re-reads the topic (from a time or an offset) and reconciles
@@ -21,18 +22,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 import structlog
 
 from sinks.lake import Store
 from sinks.writer import LakeWriter, Replaced
-from transforms import Context
-from transforms.defillama_protocols import SOURCE as PROTOCOLS
-from transforms.defillama_protocols import categories as protocol_categories
+from transforms import Context, Reference, ReferenceData
 from yieldstream.contracts import Observation, RawRecord, Rejection
-from yieldstream.registry import Source, source
+from yieldstream.registry import Source, providers, source
 from yieldstream.registry import sources as registered_sources
 from yieldstream.settings import Settings
 from yieldstream.transformer import transform_records
@@ -107,13 +106,14 @@ def replay(
             )
         group, grouped = [], 0
 
+    reference = _ReferenceAsOf(writer, providers(known))
     try:
-        ctx = Context(MappingProxyType(writer.categories()))
         for batch_id in writer.batches(only, since, until):
             records = writer.load_raw(batch_id)
             src = known.get(records[0].source) if records else None
             if src is None:
                 continue
+            ctx = reference.at(records[0].fetched_at)
             observations, rejections = transform_records(
                 records, src, _with_listing(ctx, writer, records, src)
             )
@@ -127,6 +127,28 @@ def replay(
     return summary
 
 
+class _ReferenceAsOf:
+    """The reference data in force at a time, read once per hour of fetches."""
+
+    def __init__(self, writer: LakeWriter, known: Mapping[str, Reference]) -> None:
+        self._writer, self._providers = writer, known
+        self._hour: datetime | None = None
+        self._ctx = Context()
+
+    def at(self, fetched_at: datetime) -> Context:
+        hour = fetched_at.replace(minute=0, second=0, microsecond=0)
+        if self._providers and hour != self._hour:
+            # A source is fetched after the providers it reads, within its cycle.
+            as_of = hour + timedelta(hours=1)
+            self._ctx = Context(_frozen(self._writer.reference(self._providers, as_of)))
+            self._hour = hour
+        return self._ctx
+
+
+def _frozen(reference: Mapping[str, Mapping[str, str]]) -> ReferenceData:
+    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in reference.items()})
+
+
 def _with_listing(
     ctx: Context, writer: LakeWriter, records: Sequence[RawRecord], src: Source
 ) -> Context:
@@ -134,7 +156,7 @@ def _with_listing(
     history = src.history
     if history is None or history.entities or not any(r.kind == "history" for r in records):
         return ctx
-    return Context(ctx.categories, MappingProxyType(writer.listing(records, history.entity_of)))
+    return Context(ctx.reference, MappingProxyType(writer.listing(records, history.entity_of)))
 
 
 async def replay_kafka(
@@ -150,9 +172,9 @@ async def replay_kafka(
     """Re-read ``yields.raw`` and make the store agree with what the current code makes.
 
     Records fetched before ``since`` or from ``until`` on are skipped; ``from_offset``
-    starts every partition there instead of at ``since`` or the beginning. Pools are
-    classified with the categories the transform workers share, and those of the
-    ``/protocols`` records read on the way.
+    starts every partition there instead of at ``since`` or the beginning. Reference
+    data is what the transform workers share, and what the providers' records read
+    on the way give.
     """
     from yieldstream.kafka import KafkaBus  # the one module importing aiokafka
 
@@ -164,8 +186,9 @@ async def replay_kafka(
     bus = KafkaBus(settings.kafka, batch_size=settings.batch_size)
     writer = LakeWriter(Store(settings.data_dir, settings.catalog))
     try:
-        await bus.start(produce=False, follow_categories=True)
-        learned: dict[str, str] = {}
+        await bus.start(produce=False, follow_reference=True)
+        readers = providers(known)
+        ctx = Context()
         async for batches in bus.read_raw(since=since, from_offset=from_offset):
             for batch in batches:
                 records = [
@@ -174,12 +197,12 @@ async def replay_kafka(
                     if (since is None or r.fetched_at >= since)
                     and (until is None or r.fetched_at < until)
                 ]
-                if batch.source == PROTOCOLS:
-                    learned.update(protocol_categories(r.payload for r in records))
+                if (read := readers.get(batch.source)) is not None:
+                    ctx = ctx.learned(batch.source, read(r.payload for r in records))
                 src = known.get(batch.source)
                 if src is None or not records or (only and batch.source not in only):
                     continue
-                ctx = Context(MappingProxyType({**bus.known_categories(), **learned}))
+                ctx = Context(_frozen(bus.known_reference())).merged(ctx.reference)
                 observations, rejections = transform_records(records, src, ctx)
                 result = writer.reconcile(
                     f"replay-{uuid.uuid4().hex}",

@@ -10,8 +10,9 @@ client can read the topics (the README documents the fields):
                          report, key ``<source>``
 ``yields.dlq``           ``type: "rejection"``: what failed, why, and the original
                          bytes (``payload``, base64), key ``<source>:<native id>``
-``yields.categories``    ``type: "category"``: a protocol's DefiLlama category, key
-                         the protocol slug (a compacted topic)
+``yields.reference``     ``type: "reference"``: one key's value of a source's
+                         reference data (e.g. a protocol's category), key
+                         ``<source>:<key>`` (a compacted topic)
 
 Decoding is strict: a value that is not such an object, or has a newer
 ``schema_version`` than this code reads, is a :class:`WireError` and becomes a
@@ -81,10 +82,11 @@ class RejectionMessage(msgspec.Struct, kw_only=True, tag="rejection", tag_field=
     raw_id: str
 
 
-class CategoryMessage(msgspec.Struct, kw_only=True, tag="category", tag_field="type"):
+class ReferenceMessage(msgspec.Struct, kw_only=True, tag="reference", tag_field="type"):
     schema_version: int = SCHEMA_VERSION
-    protocol: str
-    category: str
+    source: str  # the source that provides it
+    key: str
+    value: str
 
 
 Downstream = ObservationMessage | FetchMessage | RejectionMessage
@@ -92,7 +94,7 @@ Downstream = ObservationMessage | FetchMessage | RejectionMessage
 _encoder = msgspec.json.Encoder()
 _raw_decoder = msgspec.json.Decoder(RawMessage)
 _downstream_decoder = msgspec.json.Decoder(Downstream)
-_category_decoder = msgspec.json.Decoder(CategoryMessage)
+_reference_decoder = msgspec.json.Decoder(ReferenceMessage)
 # The tag and version an encoded Observation lacks; prepended to its object.
 _OBSERVATION_HEAD: Final = b'{"type":"observation","schema_version":%d,' % SCHEMA_VERSION
 
@@ -152,8 +154,8 @@ def encode_rejection(rejection: Rejection) -> bytes:
     )
 
 
-def encode_category(protocol: str, category: str) -> bytes:
-    return _encoder.encode(CategoryMessage(protocol=protocol, category=category))
+def encode_reference(source: str, key: str, value: str) -> bytes:
+    return _encoder.encode(ReferenceMessage(source=source, key=key, value=value))
 
 
 def _check_version(version: int) -> None:
@@ -192,11 +194,11 @@ def decode_downstream(value: bytes | None) -> Downstream:
     return message
 
 
-def decode_category(value: bytes | None) -> CategoryMessage:
+def decode_reference(value: bytes | None) -> ReferenceMessage:
     try:
-        message = _category_decoder.decode(value or b"")
+        message = _reference_decoder.decode(value or b"")
     except msgspec.DecodeError as exc:
-        raise WireError(f"not a category message: {exc}") from None
+        raise WireError(f"not a reference message: {exc}") from None
     _check_version(message.schema_version)
     return message
 

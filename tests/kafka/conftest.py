@@ -58,7 +58,7 @@ def kafka_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
             "raw": f"raw-{tag}",
             "observations": f"observations-{tag}",
             "dlq": f"dlq-{tag}",
-            "categories": f"categories-{tag}",
+            "reference": f"reference-{tag}",
         },
         "groups": {"transform": f"transform-{tag}", "sink": f"sink-{tag}"},
         "partitions": 4,

@@ -53,7 +53,7 @@ async def test_replay_from_kafka_applies_a_fix_to_history_without_duplicates(
     )
     async with running(settings, frozenset({"transform", "sink"})):
         bus = KafkaBus(settings.kafka, batch_size=1000)
-        await bus.start(produce=True, follow_categories=False)
+        await bus.start(produce=True, follow_reference=False)
         try:
             await bus.publish(RAW, POOLS, RawBatch("b1", POOLS, [*records, bps]))
         finally:

@@ -183,10 +183,10 @@ async def test_a_broker_refusing_idempotence_is_a_one_line_error_naming_the_sett
     bus = KafkaBus(settings, batch_size=100)
     try:
         if REAL_KAFKA:  # Apache Kafka supports it: the producer starts
-            await bus.start(produce=True, follow_categories=False)
+            await bus.start(produce=True, follow_reference=False)
             return
         with pytest.raises(ConfigError) as caught:
-            await bus.start(produce=True, follow_categories=False)
+            await bus.start(produce=True, follow_reference=False)
     finally:
         await bus.aclose()
     message = str(caught.value)
@@ -201,7 +201,7 @@ async def test_an_unreachable_broker_is_a_one_line_error_within_the_deadline() -
     started = time.monotonic()
     bus = KafkaBus(settings, batch_size=100)
     with pytest.raises(ConfigError, match=f"cannot reach Kafka at 127.0.0.1:{port} within 2 s"):
-        await bus.start(produce=True, follow_categories=False)
+        await bus.start(produce=True, follow_reference=False)
     await bus.aclose()
     assert time.monotonic() - started < 10
 

@@ -261,7 +261,9 @@ def test_a_batch_is_stored_whole_or_not_at_all(
     assert writer.pending() == []
 
 
-def test_categories_come_from_the_newest_archived_protocol_items(writer: LakeWriter) -> None:
+def test_reference_data_comes_from_the_archived_provider_items_of_its_time(
+    writer: LakeWriter,
+) -> None:
     rows = orjson.loads(
         (FIXTURES / PROTOCOLS / "protocols-rows-onchain-analytics-first6.json").read_bytes()
     )
@@ -286,7 +288,8 @@ def test_categories_come_from_the_newest_archived_protocol_items(writer: LakeWri
             for item in items
         ]
 
-    assert writer.categories() == {}
+    providers = {PROTOCOLS: defillama_protocols.reference}
+    assert writer.reference(providers) == {}
     writer.archive("old", protocol_records(FETCHED_AT - timedelta(days=3), gone={"category": "X"}))
     first = protocol_records(FETCHED_AT, aave={"category": "Lending", "tvl": None})
     [aave] = [r for r in first if r.native_id == "aave"]
@@ -299,7 +302,19 @@ def test_categories_come_from_the_newest_archived_protocol_items(writer: LakeWri
     writer.archive("y1", pool_records(3))  # pools name a project, not a category
 
     expected = {row["slug"]: row["category"] for row in rows if row.get("category")}
-    assert writer.categories() == {**expected, "aave": "Lending", "lido": "Restaking"}
+    newest = {**expected, "aave": "Lending", "lido": "Restaking"}
+    assert writer.reference(providers) == {PROTOCOLS: newest}
+    # As of an earlier time: what the archive held then (versioned by fetch time).
+    assert writer.reference(providers, FETCHED_AT + timedelta(minutes=1)) == {
+        PROTOCOLS: {**expected, "aave": "Lending"}
+    }
+    assert writer.reference(providers, FETCHED_AT - timedelta(days=2)) == {
+        PROTOCOLS: {**expected, "gone": "X"}
+    }
+    # Before anything was archived: the oldest there is, the nearest in time.
+    assert writer.reference(providers, FETCHED_AT - timedelta(days=30)) == {
+        PROTOCOLS: {**expected, "gone": "X"}
+    }
 
 
 def _observations_at(month: int, n: int, prefix: str) -> list[Observation]:
