@@ -102,6 +102,7 @@ def _fields(item: Protocol) -> dict[str, Any]:
         "chain": item.chain or "Multi-Chain",
         "symbol": item.symbol if item.symbol and item.symbol != "-" else "",
         "strategy": strategy_for(item.category),
+        "strategy_guessed": False,  # a protocol's own category, never a guess
         "venue": Venue.DEFI,
         "category": item.category,
         "pool_meta": item.name,
@@ -117,12 +118,13 @@ class _Category(msgspec.Struct):
 _decode_category = msgspec.json.Decoder(_Category).decode
 
 
-def categories(payloads: Iterable[bytes]) -> dict[str, str]:
-    """Protocol slug -> category from raw ``/protocols`` items, with or without a TVL.
+def reference(payloads: Iterable[bytes]) -> dict[str, str]:
+    """The reference data this source provides: protocol slug -> DefiLlama category.
 
-    The reference data that classifies pools: read from the raw items rather than the
-    observations, since a protocol whose TVL is null is rejected as an observation but
-    still names its category. Undecodable items are skipped (they are rejected anyway).
+    What classifies DefiLlama's pools (``transforms.defillama_yields``). Read from
+    the raw ``/protocols`` items rather than the observations, since a protocol whose
+    TVL is null is rejected as an observation but still names its category.
+    Undecodable items are skipped (they are rejected anyway).
     """
     found: dict[str, str] = {}
     for payload in payloads:

@@ -9,6 +9,11 @@ History records (``/chart/{pool}`` points, from ``yieldstream backfill``) carry 
 the figures and a time; the pool's protocol, chain, symbol and tokens come from its
 ``/pools`` item in ``ctx.listing``. A chart's ``il7d`` and ``apyBase7d`` are not
 stored, as the snapshot's are not.
+
+A pool's strategy comes from its protocol's DefiLlama category (the reference data
+of ``defillama-protocols``) and its own fields (:mod:`transforms.classify`); without
+the category it is a guess from the fields alone, ``strategy_guessed`` True and
+``category`` None.
 """
 
 from __future__ import annotations
@@ -18,13 +23,20 @@ from typing import Any, cast
 
 import msgspec
 
-from transforms import Context, Result, floor_hour, history_time, listed
-from transforms.classify import strategy_for
+from transforms import Context, Result, classify, floor_hour, history_time, listed
 from transforms.products import product_id
 from transforms.units import iso_time
-from yieldstream.contracts import ObservationError, RawRecord, Venue, make_observation
+from yieldstream.contracts import (
+    ObservationError,
+    RawRecord,
+    Strategy,
+    Venue,
+    make_observation,
+)
 
 SOURCE = "defillama-yields"
+# The source whose reference data (protocol slug -> category) classifies the pools.
+PROTOCOLS = "defillama-protocols"
 
 
 class Pool(msgspec.Struct, kw_only=True):
@@ -118,7 +130,11 @@ def _apy(apy: float | None, base: float | None, reward: float | None) -> float |
 
 def _fields(item: Pool, ctx: Context) -> dict[str, Any]:
     """What a pool's /pools item says of it, beside the figures and the time."""
-    category = ctx.categories.get(item.project)
+    category = ctx.of(PROTOCOLS).get(item.project)
+    il_risk = None if item.ilRisk is None else item.ilRisk.lower() == "yes"
+    underlying = _tokens(item.underlyingTokens)
+    rewards = _tokens(item.rewardTokens)
+    strategy, guessed = _classify(category, item, il_risk, underlying, rewards)
     return {
         "source": SOURCE,
         "pool_id": item.pool,
@@ -126,13 +142,40 @@ def _fields(item: Pool, ctx: Context) -> dict[str, Any]:
         "protocol": item.project,
         "chain": item.chain,
         "symbol": item.symbol,
-        "strategy": strategy_for(category),
+        "strategy": strategy,
+        "strategy_guessed": guessed,
         "venue": Venue.DEFI,
         "category": category,
         "stablecoin": item.stablecoin,
-        "il_risk": None if item.ilRisk is None else item.ilRisk.lower() == "yes",
+        "il_risk": il_risk,
         "exposure": item.exposure,
         "pool_meta": item.poolMeta,
-        "underlying_tokens": _tokens(item.underlyingTokens),
-        "reward_tokens": _tokens(item.rewardTokens),
+        "underlying_tokens": underlying,
+        "reward_tokens": rewards,
     }
+
+
+def _classify(
+    category: str | None,
+    item: Pool,
+    il_risk: bool | None,
+    underlying: list[str] | None,
+    rewards: list[str] | None,
+) -> tuple[Strategy, bool]:
+    """The pool's strategy from its protocol's category and its own /pools fields.
+
+    Always from the /pools item, also for a history point: every point of a pool
+    gets the strategy of the listing it was backfilled with.
+    """
+    pool = classify.Pool(
+        symbol=item.symbol,
+        exposure=item.exposure.lower() if item.exposure else None,
+        il_risk=il_risk,
+        stablecoin=item.stablecoin,
+        pool_meta=item.poolMeta,
+        underlying=None if underlying is None else len(underlying),
+        rewards=len(rewards or ()),
+        apy_base=item.apyBase,
+        apy_reward=item.apyReward,
+    )
+    return classify.classify(category, pool)

@@ -57,6 +57,7 @@ def transform(record: RawRecord, ctx: Context) -> Result:
                 "chain": "Ethereum",
                 "symbol": "STETH",
                 "strategy": Strategy.STAKING,
+                "strategy_guessed": False,
                 "venue": Venue.DEFI,
                 "category": "Liquid Staking",
                 "apy_pct": apy,

@@ -72,11 +72,13 @@ def test_single_chain_protocol_keeps_its_chain() -> None:
     assert observe(protocols.transform, record(real_row("raydium-amm"))).chain == "Solana"
 
 
-@pytest.mark.parametrize("change", [{"category": None}, {"category": "Bridge"}])
+@pytest.mark.parametrize("change", [{"category": None}, {"category": "Onchain Treasury Bills"}])
 def test_missing_or_unknown_category_is_kept_as_other(change: dict[str, Any]) -> None:
+    # ("Bridge" was the unknown example; it is mapped now: bridge liquidity is farming.)
     obs = observe(protocols.transform, record({**real_row("aave-v3"), **change}))
     assert obs.strategy is Strategy.OTHER
     assert obs.category == change["category"]
+    assert obs.strategy_guessed is False  # a protocol's row is never a guess
 
 
 def test_row_without_category_key_is_kept_as_other() -> None:

@@ -13,6 +13,7 @@ from tests.conftest import FETCHED_AT, raw
 from tests.transforms import body_of, fixture_files, observe, records_of, rejection
 from transforms import Context, apply, floor_hour
 from transforms import defillama_yields as yields
+from transforms.defillama_yields import PROTOCOLS
 from yieldstream.contracts import RawRecord, Rejection, Strategy, Venue
 
 SOURCE = "defillama-yields"
@@ -23,7 +24,7 @@ FETCH_HOUR = datetime(2026, 3, 12, 12, tzinfo=UTC)  # FETCHED_AT floored
 def categories() -> Context:
     """Protocol categories as the runner builds them from the recorded /protocols rows."""
     rows = body_of("defillama-protocols", "protocols-rows-onchain-analytics-first6.json")
-    return Context(MappingProxyType({r["slug"]: r["category"] for r in rows}))
+    return Context(MappingProxyType({PROTOCOLS: {r["slug"]: r["category"] for r in rows}}))
 
 
 def real_item(pool: str) -> dict[str, Any]:
@@ -92,7 +93,8 @@ def test_exact_values_of_a_pool_with_base_and_reward_apy() -> None:
     assert obs.underlying_tokens == ["0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"]
     assert obs.stablecoin is True
     assert obs.il_risk is False
-    assert obs.strategy is Strategy.OTHER  # maple is not in the /protocols sample
+    # maple is not in the /protocols sample: a guess from its fields (single USDC).
+    assert (obs.strategy, obs.strategy_guessed) == (Strategy.LENDING, True)
     assert obs.category is None
 
 
@@ -156,7 +158,7 @@ def test_two_fetches_in_one_hour_share_the_key() -> None:
         ("aave-v3", "Lending", Strategy.LENDING),
         ("uniswap-v3", "Dexs", Strategy.FARMING),
         ("raydium-amm", "Dexs", Strategy.FARMING),
-        ("maple", None, Strategy.OTHER),  # not in the categories: kept as other
+        ("maple", None, Strategy.LENDING),  # not in the categories: guessed (single USDC)
     ],
 )
 def test_strategy_comes_from_the_protocol_category(
@@ -167,6 +169,7 @@ def test_strategy_comes_from_the_protocol_category(
     assert obs.strategy is strategy
     assert obs.category == category
     assert obs.protocol == project
+    assert obs.strategy_guessed is (category is None)
 
 
 def test_recorded_staking_and_lending_pools_are_classified() -> None:
@@ -175,17 +178,53 @@ def test_recorded_staking_and_lending_pools_are_classified() -> None:
     assert observe(yields.transform, record(real_item(AAVE)), ctx).strategy is Strategy.LENDING
 
 
-def test_unknown_category_is_other_and_kept_for_a_later_replay() -> None:
-    ctx = Context(MappingProxyType({"maple": "Onchain Treasury Bills"}))
+def test_unknown_category_is_a_guess_and_kept_for_a_later_replay() -> None:
+    ctx = Context(MappingProxyType({PROTOCOLS: {"maple": "Onchain Treasury Bills"}}))
     obs = observe(yields.transform, record(real_item(MAPLE)), ctx)
-    assert obs.strategy is Strategy.OTHER
+    assert (obs.strategy, obs.strategy_guessed) == (Strategy.LENDING, True)
     assert obs.category == "Onchain Treasury Bills"
 
 
-def test_without_any_categories_every_pool_is_kept_as_other() -> None:
+# Every recorded /pools item (the demo's /pools serves the same): pool -> strategy.
+# With the recorded /protocols categories, where they name the pool's protocol:
+WITH_CATEGORIES = {
+    "66985a81-9c51-46ca-9977-42b4fe7bc6df": (Strategy.LENDING, True),  # ethena sUSDe
+    MAPLE: (Strategy.LENDING, True),  # maple Syrup USDC: credit
+    SKY: (Strategy.LENDING, True),  # sky sUSDS: the savings rate
+    "a87bbade-7728-43d9-bc23-2538812be3cc": (Strategy.FARMING, True),  # merkl: rewards only
+    AAVE: (Strategy.LENDING, False),  # aave-v3: Lending
+    LIDO: (Strategy.STAKING, False),  # lido: Liquid Staking
+    "46bd2bdf-6d92-4066-b482-e885ee172264": (Strategy.STAKING, False),  # ether.fi: Liquid Restaking
+}
+# Without any: every strategy is a guess from the pool's own fields.
+WITHOUT_CATEGORIES = {pool: (strategy, True) for pool, (strategy, _) in WITH_CATEGORIES.items()}
+
+
+@pytest.mark.parametrize(
+    ("ctx", "expected"),
+    [(categories(), WITH_CATEGORIES), (Context(), WITHOUT_CATEGORIES)],
+    ids=["with-categories", "without"],
+)
+def test_every_recorded_pool_is_classified(
+    ctx: Context, expected: dict[str, tuple[Strategy, bool]]
+) -> None:
+    got = {}
     for name in POOL_FILES:
         for rec in records_of(SOURCE, name):
-            assert observe(yields.transform, rec).strategy is Strategy.OTHER
+            obs = observe(yields.transform, rec, ctx)
+            got[obs.pool_id] = (obs.strategy, obs.strategy_guessed)
+            assert (obs.category is None) is obs.strategy_guessed
+    assert got == expected
+
+
+def test_a_pool_lp_is_farming_whatever_its_protocol() -> None:
+    lp = {**real_item(AAVE), "symbol": "SUSDE-USDC", "exposure": "multi", "ilRisk": "yes"}
+    obs = observe(yields.transform, record(lp), categories())
+    assert (obs.strategy, obs.strategy_guessed, obs.category) == (
+        Strategy.FARMING,
+        False,
+        "Lending",
+    )
 
 
 # --- APY split and schema drift --------------------------------------------------

@@ -8,6 +8,7 @@ them; the listing items come from the recorded ``/pools`` and ``/protocols``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -117,6 +118,25 @@ def test_a_chart_point_without_its_pool_listing_is_rejected_with_the_reason() ->
     assert len(rejections) == len(records)
     assert "is in no /pools listing" in rejections[0].reason
     assert rejections[0].stage == "validate"
+
+
+@pytest.mark.parametrize(
+    ("categories", "guessed", "category"),
+    [({"lido": "Liquid Staking"}, False, "Liquid Staking"), ({}, True, None)],
+    ids=["with-categories", "without"],
+)
+def test_chart_points_are_classified_as_the_pools_snapshot_is(
+    categories: dict[str, str], guessed: bool, category: str | None
+) -> None:
+    # The listing's lido stETH item: staking, from its category or guessed from its
+    # fields (a single stETH), on every point alike.
+    ctx = Context(MappingProxyType({pools.PROTOCOLS: categories}), POOL_LISTING)
+    observations, rejections = run(
+        history_records("defillama-yields", orjson.loads(CHART), POOL), ctx
+    )
+    assert not rejections
+    got = {(o.strategy, o.strategy_guessed, o.category) for o in observations}
+    assert got == {(Strategy.STAKING, guessed, category)}
 
 
 @pytest.mark.parametrize(
