@@ -67,13 +67,14 @@ def test_run_once_stores_every_source_and_a_second_run_adds_nothing(
     first = yieldstream_cmd("run", "--once", env=env)
     assert first.returncode == 0, first.stderr
     assert counts(tmp_path / "data") == EXPECTED
-    assert "7 observations stored" not in first.stderr  # summary counts all sources
-    assert "21 observations stored" in first.stderr
+    # A line per source, then the totals of all of them.
+    assert "defillama-yields: fetched 7 records: 7 observations stored" in first.stderr
+    assert "total: fetched 22 records: 21 observations stored" in first.stderr
 
     second = yieldstream_cmd("run", "--once", env=env)
     assert second.returncode == 0, second.stderr
     assert counts(tmp_path / "data") == EXPECTED
-    assert "0 observations stored, 22 already stored" in second.stderr
+    assert "total: fetched 22 records: 0 observations stored, 22 already stored" in second.stderr
     assert hits["/pools"] == 2
     assert hits["/protocols"] == 2
 
@@ -85,17 +86,23 @@ def test_pools_are_classified_by_their_protocol_category(
     result = yieldstream_cmd("run", "--once", env=env_for(url, tmp_path / "data"))
     assert result.returncode == 0, result.stderr
     con = yieldstream.connect(tmp_path / "data")
-    rows = dict(
-        con.execute(
-            "SELECT protocol, strategy FROM latest_yields WHERE source = 'defillama-yields'"
+    rows = {
+        protocol: (strategy, guessed)
+        for protocol, strategy, guessed in con.execute(
+            "SELECT protocol, strategy, strategy_guessed FROM latest_yields"
+            " WHERE source = 'defillama-yields'"
         ).fetchall()
-    )
+    }
     con.close()
-    # lido: Liquid Staking; aave-v3: Lending; maple is not in the /protocols sample.
-    assert rows["lido"] == "staking"
-    assert rows["aave-v3"] == "lending"
-    assert rows["ether.fi-stake"] == "staking"
-    assert rows["maple"] == "other"
+    # lido: Liquid Staking; aave-v3: Lending; ether.fi-stake: Liquid Restaking.
+    assert rows["lido"] == ("staking", False)
+    assert rows["aave-v3"] == ("lending", False)
+    assert rows["ether.fi-stake"] == ("staking", False)
+    # Not in the /protocols sample: guessed from the pools' own fields (was "other").
+    assert rows["maple"] == ("lending", True)  # single-asset USDC credit
+    assert rows["sky-lending"] == ("lending", True)  # sUSDS savings
+    assert rows["ethena-usde"] == ("lending", True)  # sUSDe
+    assert rows["merkl"] == ("farming", True)  # paid in reward tokens only
 
 
 @pytest.fixture
@@ -108,7 +115,12 @@ def stored(loopback: StartServer, tmp_path: Path) -> dict[str, str]:
 
 
 def test_sql_prints_table_csv_and_json(stored: dict[str, str]) -> None:
-    query = "SELECT source, count(*) AS n FROM latest_yields GROUP BY source ORDER BY source"
+    # Products in latest_yields, protocol totals in protocol_tvl.
+    query = (
+        "SELECT 'product' AS level, source, count(*) AS n FROM latest_yields GROUP BY ALL "
+        "UNION ALL SELECT 'protocol', source, count(*) FROM protocol_tvl GROUP BY ALL "
+        "ORDER BY level, source"
+    )
     table = yieldstream_cmd("sql", query, env=stored)
     assert table.returncode == 0, table.stderr
     assert "defillama-protocols" in table.stdout
@@ -116,15 +128,15 @@ def test_sql_prints_table_csv_and_json(stored: dict[str, str]) -> None:
 
     as_csv = yieldstream_cmd("sql", query, "--format", "csv", env=stored)
     assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
-        ["source", "n"],
-        ["defillama-protocols", "6"],
-        ["defillama-yields", "7"],
-        ["lido", "1"],
+        ["level", "source", "n"],
+        ["product", "defillama-yields", "7"],
+        ["product", "lido", "1"],
+        ["protocol", "defillama-protocols", "6"],
     ]
 
     as_json = yieldstream_cmd("sql", query, "-f", "json", env=stored)
     lines = [orjson.loads(line) for line in as_json.stdout.splitlines()]
-    assert lines[2] == {"source": "lido", "n": 1}
+    assert lines[1] == {"level": "product", "source": "lido", "n": 1}
 
 
 def test_sql_error_is_one_line(stored: dict[str, str]) -> None:
@@ -164,7 +176,7 @@ def test_demo_prints_stored_yields(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     assert "STETH" in result.stdout
     assert "staking" in result.stdout
-    assert "14 rows" in result.stderr
+    assert "8 rows" in result.stderr  # 7 pools and Lido's stETH; protocol totals apart
     assert counts(tmp_path / "demo")["defillama-yields"] == 7
 
 

@@ -24,6 +24,14 @@ POOLS = [f for f in fixture_files("defillama-yields") if f.name.startswith("pool
 PROTOCOLS = FIXTURES / "defillama-protocols" / "protocols-rows-onchain-analytics-first6.json"
 
 
+WITHOUT_REFERENCE = (
+    "warning: no --reference given: strategies are guessed from each pool's own fields "
+    "(strategy_guessed = true); pass a saved /protocols (defillama-protocols) response"
+)
+CHART = FIXTURES / "defillama-yields" / "chart-d829b642-from-cn-doc.json"
+LIDO_POOL = "747c1d2a-c668-4682-b9f9-296708a3dd90"  # in pools-2records-from-cn-doc.json
+
+
 def parse_cmd(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("yieldstream")
     # No settings leak in: no YIELDSTREAM_* variables, no ./yieldstream.toml in tmp_path.
@@ -67,19 +75,24 @@ def test_every_recorded_pools_response_becomes_observations(tmp_path: Path, pool
             item["apyReward"],
         )
         assert obs["tvl_usd"] == item["tvlUsd"]
-        assert obs["strategy"] == "other"  # no --categories given
+        # No --reference given: no category, a guess from the pool's own fields.
+        assert (obs["category"], obs["strategy_guessed"]) == (None, True)
+        assert obs["strategy"] in {"staking", "lending", "farming"}
         observed_at = datetime.fromisoformat(obs["observed_at"])
         assert observed_at in {before, after}
     n = len(items)
-    assert result.stderr.strip() == f"{n} records: {n} observations, 0 rejections"
+    assert result.stderr.strip().splitlines() == [
+        WITHOUT_REFERENCE,
+        f"{n} records: {n} observations, 0 rejections",
+    ]
 
 
-def test_categories_classify_pools_by_their_protocol(tmp_path: Path) -> None:
+def test_reference_categories_classify_pools_by_their_protocol(tmp_path: Path) -> None:
     pools = tmp_path / "pools.json"
     data = [i for f in POOLS for i in body_of("defillama-yields", f.name)["data"]]
     pools.write_text(json.dumps({"status": "success", "data": data}))
 
-    result = parse_cmd(tmp_path, "-s", "defillama-yields", pools, "--categories", PROTOCOLS)
+    result = parse_cmd(tmp_path, "-s", "defillama-yields", pools, "--reference", PROTOCOLS)
 
     assert result.returncode == 0, result.stderr
     by_protocol = {o["protocol"]: o for o in observations(result.stdout)}
@@ -89,8 +102,15 @@ def test_categories_classify_pools_by_their_protocol(tmp_path: Path) -> None:
     )
     assert by_protocol["ether.fi-stake"]["strategy"] == "staking"  # Liquid Restaking
     assert by_protocol["aave-v3"]["strategy"] == "lending"
-    assert (by_protocol["maple"]["strategy"], by_protocol["maple"]["category"]) == ("other", None)
-    assert last_line(result.stderr) == "7 records: 7 observations, 0 rejections"
+    assert not any(o["strategy_guessed"] for o in by_protocol.values() if o["category"])
+    # maple is not in the recorded /protocols rows: a guess from its fields (single USDC).
+    maple = by_protocol["maple"]
+    assert (maple["strategy"], maple["category"], maple["strategy_guessed"]) == (
+        "lending",
+        None,
+        True,
+    )
+    assert result.stderr.strip() == "7 records: 7 observations, 0 rejections"  # no warning
 
 
 def test_unknown_source_is_a_one_line_error(tmp_path: Path) -> None:
@@ -226,3 +246,123 @@ def test_rejection_lines_show_the_stage(tmp_path: Path) -> None:
     result = parse_cmd(tmp_path, "--source", "defillama-yields", bad_items_file(tmp_path))
     assert "rejected #5: [decode] undecodable item" in result.stderr
     assert ": [validate] Expected `float` <= 1000000.0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("source", "fixture"),
+    [
+        ("lido", FIXTURES / "lido" / "apr-last-from-mcp-test.json"),
+        ("defillama-protocols", PROTOCOLS),
+    ],
+)
+def test_no_warning_for_sources_that_read_no_reference_data(
+    tmp_path: Path, source: str, fixture: Path
+) -> None:
+    result = parse_cmd(tmp_path, "-s", source, fixture)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+# --- history: a saved /chart/{pool} response -----------------------------------------
+
+
+def chart_cmd(tmp_path: Path, *extra: str | Path) -> subprocess.CompletedProcess[str]:
+    listing = FIXTURES / "defillama-yields" / "pools-2records-from-cn-doc.json"
+    return parse_cmd(
+        tmp_path, "-s", "defillama-yields", "--pool", LIDO_POOL, "--listing", listing, *extra, CHART
+    )
+
+
+def test_a_saved_chart_becomes_the_pools_history(tmp_path: Path) -> None:
+    result = chart_cmd(tmp_path, "--reference", PROTOCOLS)
+
+    assert result.returncode == 0, result.stderr
+    points = body_of("defillama-yields", CHART.name)["data"]
+    got = observations(result.stdout)
+    assert len(got) == len(points) == 8
+    for obs, point in zip(got, points, strict=True):
+        # The point's figures and time (floored to its hour) ...
+        assert (obs["apy_pct"], obs["apy_base_pct"], obs["apy_reward_pct"]) == (
+            point["apy"],
+            point["apyBase"],
+            point["apyReward"],
+        )
+        assert obs["tvl_usd"] == point["tvlUsd"]
+        assert obs["observed_at"] == point["timestamp"][:13] + ":00:00Z"
+        # ... and the rest from the pool's /pools item and its protocol's category.
+        assert (obs["pool_id"], obs["protocol"], obs["symbol"]) == (LIDO_POOL, "lido", "STETH")
+        assert (obs["strategy"], obs["category"], obs["strategy_guessed"]) == (
+            "staking",
+            "Liquid Staking",
+            False,
+        )
+    assert result.stderr.strip() == "8 records: 8 observations, 0 rejections"
+
+
+def test_a_saved_chart_without_categories_is_classified_from_the_pool_and_warns(
+    tmp_path: Path,
+) -> None:
+    result = chart_cmd(tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = observations(result.stdout)
+    assert {(o["strategy"], o["strategy_guessed"], o["category"]) for o in got} == {
+        ("staking", True, None)
+    }
+    assert result.stderr.strip().splitlines() == [
+        WITHOUT_REFERENCE,
+        "8 records: 8 observations, 0 rejections",
+    ]
+
+
+def test_a_chart_without_its_listing_says_what_to_pass(tmp_path: Path) -> None:
+    result = parse_cmd(tmp_path, "-s", "defillama-yields", "--pool", LIDO_POOL, CHART)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"--pool needs --listing: a saved /pools response that lists {LIDO_POOL}" in (
+        result.stderr
+    )
+
+
+def test_a_listing_without_the_pool_is_a_one_line_error(tmp_path: Path) -> None:
+    listing = FIXTURES / "defillama-yields" / "pools-stablecoin_quant.json"
+    result = parse_cmd(
+        tmp_path, "-s", "defillama-yields", "--pool", LIDO_POOL, "--listing", listing, CHART
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"does not list {LIDO_POOL} (5 items)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--listing", POOLS[0]), "--listing goes with --pool"),
+        (("--pool", LIDO_POOL, "--listing", CHART), "--listing: "),  # not a /pools response
+    ],
+)
+def test_history_option_mistakes_are_one_line_errors(
+    tmp_path: Path, args: tuple[str | Path, ...], says: str
+) -> None:
+    result = parse_cmd(tmp_path, "-s", "defillama-yields", *args, CHART)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_chart_read_as_a_pools_response_hints_at_pool(tmp_path: Path) -> None:
+    result = parse_cmd(tmp_path, "-s", "defillama-yields", CHART)
+    assert result.returncode == 0, result.stderr
+    assert "note: if FILE is a history response, pass --pool (and --listing)" in result.stderr
+    assert last_line(result.stderr) == "8 records: 0 observations, 8 rejections"
+
+
+def test_a_fixed_history_series_needs_no_listing(tmp_path: Path) -> None:
+    sma = FIXTURES / "lido" / "apr-sma-from-mcp-test.json"
+    result = parse_cmd(tmp_path, "-s", "lido", "--pool", "steth", sma)
+    assert result.returncode == 0, result.stderr
+    assert len(observations(result.stdout)) == 8

@@ -141,6 +141,8 @@ async def test_recorded_responses_are_stored_when_nothing_fails(run_with: RunWit
     run = await run_with()
     assert run.stored() == STORED
     assert run.stats.fetch_failures == run.stats.rejected == 0
+    assert {name: mine.stored for name, mine in run.stats.sources.items()} == STORED
+    assert not any(mine.failed for mine in run.stats.sources.values())
     assert all(ok and error is None for ok, _, error in run.fetches().values())
     assert run.rejections() == []
     assert run.events("fetch_failed") == []
@@ -210,6 +212,14 @@ async def test_failed_pools_fetch_is_survived_counted_logged_and_recorded(
     assert run.stats.fetch_failures == 1
     assert run.stats.stored == 14
     assert run.stats.rejected == int(failure.rejected)
+    # And by source: /pools failed its one fetch, the others did not fail.
+    pools = run.stats.sources[YIELDS]
+    assert (pools.fetches, pools.fetch_failures, pools.failed) == (1, 1, True)
+    assert pools.error is not None
+    assert re.search(failure.error, pools.error), pools.error
+    assert (pools.stored, pools.rejected) == (0, int(failure.rejected))
+    assert [name for name, mine in run.stats.sources.items() if mine.failed] == [YIELDS]
+    assert run.stats.sources[LIDO].stored == 8
     # Recorded: the fetch, with the error text.
     fetches = run.fetches()
     ok, records, error = fetches[YIELDS]
@@ -258,6 +268,9 @@ async def test_lido_keeps_its_last_point_when_the_sma_endpoint_is_down(run_with:
     assert error is not None
     assert "HTTP 502" in error
     assert run.stats.fetch_failures == 1
+    # Half a fetch is a failed fetch: the one Lido made failed.
+    assert run.stats.sources[LIDO].failed
+    assert run.stats.sources[LIDO].stored == 1
 
 
 # --- bad items inside an otherwise good /pools response ---------------------------------

@@ -3,37 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import csv
+import os
 import signal
 import sys
 import tempfile
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import duckdb
 import msgspec
-import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ingest._http import parse_json
+from ingest._http import dump_item, parse_json
 from sinks.lake import Store, open_reader
+from sinks.readonly import statements
 from transforms import Context, apply
-from transforms.defillama_protocols import categories as protocol_categories
-from yieldstream import logs
+from yieldstream import __version__, logs
 from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
 from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
 from yieldstream.backfill import backfill as run_backfill
-from yieldstream.contracts import Rejection
+from yieldstream.contracts import RawRecord, Rejection
 from yieldstream.errors import BadResponse, ConfigError
-from yieldstream.pipeline import ALL_ROLES, Role, RunStats
+from yieldstream.pipeline import ALL_ROLES, Role, RunStats, SourceStats
+from yieldstream.registry import Source
 from yieldstream.registry import source as get_source
 from yieldstream.registry import sources as all_sources
 from yieldstream.settings import Settings
+from yieldstream.sqlout import DEFAULT_LIMIT, Format, print_table, rows_line, write_results
 
 app = typer.Typer(
     help="Collect staking, lending and farming yields into a DuckLake store you query with SQL.",
@@ -49,12 +50,6 @@ def _out() -> Console:
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-class Format(StrEnum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
 def _error(message: str) -> None:
     """One line on stderr; the message is printed as is (no markup: it may hold brackets)."""
     err.print("[red]error:[/red] ", end="")
@@ -66,6 +61,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _default(what: str) -> str:
+    """``[default: what]`` for a help text, escaped: rich would take it for markup."""
+    return escape(f"[default: {what}]")
+
+
 def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
     options = dict(ctx.obj or {})
     options.update({k: v for k, v in overrides.items() if v is not None})
@@ -74,10 +74,17 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
     return loaded
 
 
+# Options whose default is None: the real one comes from the settings (see --help).
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", "-d", help="Store directory [default: ./yieldstream-data]"),
+    typer.Option("--data-dir", "-d", help=f"Store directory {_default('./yieldstream-data')}"),
 ]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"yieldstream {__version__}")
+        raise typer.Exit
 
 
 @app.callback()
@@ -85,16 +92,25 @@ def main_options(
     ctx: typer.Context,
     data_dir: DataDir = None,
     log_format: Annotated[
-        str | None, typer.Option(help="auto (JSON unless a terminal), json or console")
+        str | None,
+        typer.Option(help=f"auto (JSON unless a terminal), json or console {_default('auto')}"),
     ] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help=f"debug, info, warning or error {_default('info')}")
+    ] = None,
     catalog: Annotated[
         str | None,
         typer.Option(
             help="DuckLake catalog: postgresql://USER:PASS@HOST/DB for several hosts "
-            "[default: SQLite file in the data dir]"
+            + _default("SQLite file in the data dir")
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
 ) -> None:
     """Settings come from ./yieldstream.toml (or $YIELDSTREAM_CONFIG) and YIELDSTREAM_* vars."""
     ctx.obj = {
@@ -111,11 +127,16 @@ KafkaServers = Annotated[
         "--kafka",
         metavar="HOST:PORT",
         help="Kafka bootstrap servers "
-        "[default: KAFKA_BOOTSTRAP_SERVERS or kafka.bootstrap_servers]",
+        + _default("KAFKA_BOOTSTRAP_SERVERS or kafka.bootstrap_servers"),
     ),
 ]
 Sources = Annotated[
-    list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
+    list[str] | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help=f"Only this source (repeatable) {_default('every enabled source')}",
+    ),
 ]
 
 
@@ -142,13 +163,24 @@ def run(
         bool, typer.Option("--once", help="Run every source once, store, exit")
     ] = False,
     source: Sources = None,
-    kafka: KafkaServers = None,
+    kafka: Annotated[
+        str | None,
+        typer.Option(
+            "--kafka",
+            metavar="HOST:PORT",
+            help="Run the roles over Kafka at these bootstrap servers "
+            + _default("none: embedded, no Kafka"),
+        ),
+    ] = None,
 ) -> None:
     """Run the daemon: poll every enabled source, store observations, until SIGINT/SIGTERM.
 
     Embedded by default: one process, no other service. With --kafka HOST:PORT the
     collect, transform and sink roles run in this process with Kafka topics between
     them (`yieldstream collect`, `transform` and `sink` run one role each).
+
+    With --once it prints a line per source on stderr, and exits 1 if a source
+    failed every fetch (its line says why).
 
     Example: yieldstream run --once --source lido
     """
@@ -163,13 +195,28 @@ def run(
     settings = _settings(ctx)
     stats = asyncio.run(run_pipeline(settings, once=once, only=source))
     if once:
-        err.print(
-            f"fetched {stats.fetched} records: {stats.stored} observations stored, "
-            f"{stats.duplicates} already stored, {stats.rejected} rejected, "
-            f"{stats.fetch_failures} failed fetches",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _run_summary(stats)
+        if any(mine.failed for mine in stats.sources.values()):
+            raise typer.Exit(1)
+
+
+def _counts(stats: RunStats | SourceStats) -> str:
+    return (
+        f"fetched {stats.fetched} records: {stats.stored} observations stored, "
+        f"{stats.duplicates} already stored, {stats.rejected} rejected, "
+        f"{stats.fetch_failures} failed fetches"
+    )
+
+
+def _run_summary(stats: RunStats) -> None:
+    """A line per source, then the totals; a source whose every fetch failed says why."""
+    for name, mine in stats.sources.items():
+        line = f"{name}: {_counts(mine)}"
+        if mine.failed:
+            reason = next(iter((mine.error or "").strip().splitlines()), "") or "no reason given"
+            line += f"; FAILED: {reason}"
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    err.print(f"total: {_counts(stats)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -222,45 +269,81 @@ def sink(ctx: typer.Context, kafka: KafkaServers = None) -> None:
 
 
 def _print_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: Format) -> None:
-    if fmt is Format.csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    elif fmt is Format.json:
-        for row in rows:
-            line = orjson.dumps(dict(zip(columns, row, strict=True)), default=str)
-            sys.stdout.write(line.decode() + "\n")
-    else:
-        table = Table(*columns, show_lines=False)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        _out().print(table)
-        err.print(f"{len(rows)} rows", highlight=False)
+    """Rows already fetched, as a table (``fmt`` must be table), their count on stderr."""
+    if fmt is not Format.table:
+        raise ValueError(f"rows already fetched print as a table, not {fmt}")
+    text = [["" if v is None else str(v) for v in row] for row in rows]
+    print_table(columns, text, sys.stdout.buffer)
+    sys.stdout.flush()
+    _note(rows_line(len(rows)))
+
+
+def _note(line: str) -> None:
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def sql(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="SQL to run against the store (read-only)")],
+    query: Annotated[
+        str,
+        typer.Argument(help="SQL to run against the store (read-only); several statements: ;"),
+    ],
     fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="table, csv or json")
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table, csv or json (JSON lines); csv and json stream any number of rows. "
+            "NULL is an empty CSV field; NaN/Infinity/-Infinity are JSON strings; "
+            "DECIMAL a JSON string of its exact digits; BLOB base64; times ISO 8601; "
+            "intervals ISO 8601 durations (P1DT2H); lists, structs, maps JSON",
+        ),
     ] = Format.table,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=0,
+            help=f"At most N rows per result, 0 for all (default: {DEFAULT_LIMIT:,} in a "
+            "table, the rest counted on stderr; all in csv and json)",
+        ),
+    ] = None,
+    allow_read: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--allow-read",
+            metavar="PATH",
+            exists=True,
+            help="Let the query read this file or directory too, e.g. a CSV to join "
+            "(repeatable); never write",
+        ),
+    ] = None,
 ) -> None:
     """Query the store read-only; safe while `yieldstream run` writes.
+
+    The query reads the store and nothing else: no other file (see --allow-read),
+    no ATTACH, COPY, EXPORT, INSTALL or LOAD, no setting changed. Several statements
+    print one result after the other; the first error stops them (exit 1).
 
     Example: yieldstream sql "SELECT protocol, apy_pct FROM latest_yields LIMIT 10"
     """
     settings = _settings(ctx)
-    con = open_reader(store_of(settings))
     try:
-        result = con.execute(query)
-        columns = [d[0] for d in result.description or []]
-        rows = result.fetchall()
+        todo = statements(query)
     except duckdb.Error as exc:
         raise _fail(str(exc).splitlines()[0], 1) from None
+    con = open_reader(store_of(settings), allow_read or ())
+    out = sys.stdout.buffer
+    try:
+        write_results(con, todo, fmt, out, _note, limit)
+    except duckdb.Error as exc:
+        out.flush()
+        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 1) from None
+    except BrokenPipeError:  # `yieldstream sql ... | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     finally:
         con.close()
-    _print_result(columns, rows, fmt)
 
 
 @app.command()
@@ -273,9 +356,33 @@ def parse(
         ),
     ],
     source: Annotated[str, typer.Option("--source", "-s", help="The source it came from")],
-    categories: Annotated[
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reference",
+            help="A saved response of a source whose reference data the transform reads "
+            f"(repeatable; {READS})",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ] = None,
+    pool: Annotated[
+        str | None,
+        typer.Option(
+            help="FILE is this pool's saved history response (/chart/{pool}; for "
+            "defillama-protocols a slug's /protocol/{slug}), read as backfill reads it",
+        ),
+    ] = None,
+    listing: Annotated[
         Path | None,
-        typer.Option(help="A saved /protocols response, to classify pools by strategy"),
+        typer.Option(
+            help="A saved snapshot (/pools, /protocols) that lists --pool: a history "
+            "point holds only figures and a time, the pool's item the rest",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
     ] = None,
 ) -> None:
     """Show what a saved response would become; touches no store.
@@ -283,34 +390,27 @@ def parse(
     Observations go to stdout as JSON lines, rejections with reasons to stderr,
     then a one-line summary.
 
-    Example: yieldstream parse --source defillama-yields pools.json
+    Example: yieldstream parse --source defillama-yields --reference protocols.json pools.json
+
+    History: yieldstream parse -s defillama-yields --pool ID --listing pools.json chart.json
     """
     _settings(ctx)
     src = get_source(source)
     ctx_data = Context()
-    if categories is not None:
-        ctx_data = Context(_categories(categories))
-    body, lenient = _parse_file(file)
-    records = None
-    problems = []
-    # Most specific shape first: a /apr/sma body also has the object /apr/last expects.
-    for endpoint in sorted(src.endpoints, key=lambda e: -len(e.items_at)):
-        try:
-            records = list(
-                endpoint.records(
-                    body,
-                    source=src.name,
-                    fetched_at=datetime.now(UTC),
-                    run_id="parse",
-                    lenient=lenient,
-                    url=str(file),
-                )
-            )
-            break
-        except BadResponse as exc:
-            problems.append(str(exc))
-    if records is None:
-        raise _fail(f"{file} is not a {source} response: {'; '.join(problems)}", 1)
+    for path in reference or ():
+        ctx_data = ctx_data.learned(*_reference(src, path))
+    if listing is not None and pool is None:
+        raise _fail("--listing goes with --pool: it lists the pool whose history FILE is")
+    try:
+        if pool is None:
+            records = _records(src, file)
+        else:
+            records = _history_records(src, file, pool)
+            ctx_data = Context(ctx_data.reference, _listing(src, pool, listing))
+    except BadResponse as exc:
+        raise _fail(str(exc), 1) from None
+    if not reference:
+        _warn_without_reference(src)
     observed = rejected = 0
     out = sys.stdout.buffer
     for record in records:
@@ -328,8 +428,72 @@ def parse(
             observed += 1
             out.write(msgspec.json.encode(obs) + b"\n")
     out.flush()
+    if records and not observed and pool is None and src.history is not None:
+        err.print(
+            "note: if FILE is a history response, pass --pool (and --listing)", highlight=False
+        )
     err.print(
         f"{len(records)} records: {observed} observations, {rejected} rejections", highlight=False
+    )
+
+
+def _history_records(src: Source, file: Path, entity: str) -> list[RawRecord]:
+    """The records of a saved history response of ``entity``, as backfill makes them."""
+    if src.history is None:
+        raise _fail(f"--pool: {src.name} has no history endpoint (these have: {WITH_HISTORY})")
+    body, lenient = _parse_file(file)
+    endpoint = src.history.endpoint(entity)
+    fetched_at = datetime.now(UTC)
+    return [
+        RawRecord(
+            source=src.name,
+            endpoint=endpoint,
+            fetched_at=fetched_at,
+            run_id="parse",
+            kind="history",
+            native_id=point.native_id,
+            payload=dump_item(point.item, lenient),
+        )
+        for point in src.history.points(body, entity, str(file), b"")
+    ]
+
+
+def _listing(src: Source, entity: str, listing: Path | None) -> dict[str, bytes]:
+    """``entity``'s item of a saved snapshot, which its history points need."""
+    assert src.history is not None  # _history_records checked
+    if src.history.entities:  # a fixed series (Lido's): its points need no listing
+        return {}
+    path = src.endpoints[0].path
+    if listing is None:
+        raise _fail(
+            f"--pool needs --listing: a saved {path} response that lists {entity} "
+            "(a history point holds only figures and a time)"
+        )
+    try:
+        items = {r.native_id: r.payload for r in _records(src, listing)}
+    except BadResponse as exc:
+        raise _fail(f"--listing: {exc}", 1) from None
+    if entity not in items:
+        raise _fail(f"--listing: {listing} does not list {entity} ({len(items)} items)", 1)
+    return {entity: items[entity]}
+
+
+def _warn_without_reference(src: Source) -> None:
+    """One line when ``src``'s transform reads other sources' reference data (AFTER).
+
+    The reference data that sources provide classifies (DefiLlama's categories):
+    without it a pool's strategy is a guess from its own fields.
+    """
+    providers = [p for p in (get_source(name) for name in src.after) if p.reference]
+    if not providers:
+        return
+    saved = " or ".join(f"{p.endpoints[0].path} ({p.name})" for p in providers)
+    err.print(
+        "warning: no --reference given: strategies are guessed from each pool's own "
+        f"fields (strategy_guessed = true); pass a saved {saved} response",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -340,26 +504,54 @@ def _parse_file(file: Path) -> tuple[Any, bool]:
         raise _fail(str(exc), 1) from None
 
 
-def _categories(file: Path) -> dict[str, str]:
-    """Slug -> category from a saved ``/protocols`` response, read as the daemon reads it."""
+def _records(src: Source, file: Path) -> list[RawRecord]:
+    """The records of a saved response of ``src``, split as the daemon splits it."""
     body, lenient = _parse_file(file)
-    protocols = get_source("defillama-protocols")
-    try:
-        records = [
-            record
-            for endpoint in protocols.endpoints
-            for record in endpoint.records(
-                body,
-                source=protocols.name,
-                fetched_at=datetime.now(UTC),
-                run_id="parse",
-                lenient=lenient,
-                url=str(file),
+    problems = []
+    # Most specific shape first: a /apr/sma body also has the object /apr/last expects.
+    for endpoint in sorted(src.endpoints, key=lambda e: -len(e.items_at)):
+        try:
+            return list(
+                endpoint.records(
+                    body,
+                    source=src.name,
+                    fetched_at=datetime.now(UTC),
+                    run_id="parse",
+                    lenient=lenient,
+                    url=str(file),
+                )
             )
-        ]
-    except BadResponse as exc:
-        raise _fail(f"--categories: {exc}", 1) from None
-    return protocol_categories(r.payload for r in records)
+        except BadResponse as exc:
+            problems.append(str(exc))
+    raise BadResponse(f"{file} is not a {src.name} response: {'; '.join(problems)}", url=str(file))
+
+
+def _reference(src: Source, file: Path) -> tuple[str, dict[str, str]]:
+    """The reference data a saved response of one of ``src``'s providers gives."""
+    providers = [p for p in (get_source(name) for name in src.after) if p.reference]
+    problems = []
+    for provider in providers:
+        assert provider.reference is not None  # filtered above
+        try:
+            records = _records(provider, file)
+        except BadResponse as exc:
+            problems.append(str(exc))
+            continue
+        return provider.name, provider.reference(r.payload for r in records)
+    if not providers:
+        raise _fail(f"--reference: {src.name} reads no other source's reference data")
+    raise _fail(f"--reference: {'; '.join(problems)}", 1)
+
+
+# What --reference takes, per source that reads reference data, for parse's --help.
+READS = (
+    "; ".join(
+        f"{name}: a saved {', '.join(src.after)} response"
+        for name, src in all_sources().items()
+        if src.after
+    )
+    or "no source reads any"
+)
 
 
 # The sources that have a history endpoint, for backfill's --help.
@@ -371,15 +563,21 @@ def backfill(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help=f"One of: {WITH_HISTORY}")],
     since: Annotated[
-        datetime | None, typer.Option(help="History from this day or time on (UTC)")
+        datetime | None,
+        typer.Option(
+            help="History from this day or time on (UTC) " + _default("all the source has")
+        ),
     ] = None,
     until: Annotated[
         datetime | None,
-        typer.Option(help="History before this day or time (UTC); default: the end of today"),
+        typer.Option(help="History before this day or time (UTC) " + _default("the end of today")),
     ] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Only these entities (pool ids, protocol slugs); repeat or use commas"),
+        typer.Option(
+            help="Only these entities (pool ids, protocol slugs); repeat or use commas "
+            + _default("every entity listed")
+        ),
     ] = None,
     refetch: Annotated[
         bool, typer.Option("--refetch", help="Fetch entities a backfill completed before, too")
@@ -397,6 +595,8 @@ def backfill(
     """
     settings = _settings(ctx)
     entities = [e.strip() for value in only or () for e in value.split(",") if e.strip()]
+    if only is not None and not entities:
+        raise _fail("--only names no entity: give pool ids or protocol slugs, or leave it out")
     reporter = BarReporter(err) if err.is_terminal else LogReporter()
 
     async def main() -> BackfillSummary:
@@ -437,13 +637,18 @@ def backfill(
 def replay(
     ctx: typer.Context,
     source: Annotated[
-        list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable)")
+        list[str] | None,
+        typer.Option(
+            "--source", "-s", help=f"Only this source (repeatable) {_default('every source')}"
+        ),
     ] = None,
     since: Annotated[
-        datetime | None, typer.Option(help="Only records fetched at or after (UTC)")
+        datetime | None,
+        typer.Option(help=f"Only records fetched at or after (UTC) {_default('the first')}"),
     ] = None,
     until: Annotated[
-        datetime | None, typer.Option(help="Only records fetched before (UTC)")
+        datetime | None,
+        typer.Option(help=f"Only records fetched before (UTC) {_default('the last')}"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, write nothing")] = False,
     from_kafka: Annotated[
@@ -452,7 +657,11 @@ def replay(
     ] = False,
     from_offset: Annotated[
         int | None,
-        typer.Option(min=0, help="With --from-kafka: start every partition at this offset"),
+        typer.Option(
+            min=0,
+            help="With --from-kafka: start every partition at this offset "
+            + _default("at --since, else at the beginning"),
+        ),
     ] = None,
     kafka: KafkaServers = None,
 ) -> None:
@@ -508,6 +717,12 @@ def sources(ctx: typer.Context) -> None:
     Example: yieldstream sources
     """
     settings = _settings(ctx)
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        # No store yet is fine (nothing fetched); a file where it should be is not.
+        raise _fail(
+            f"cannot use {settings.data_dir} as the data directory (Not a directory); "
+            "pass --data-dir or set data_dir to a directory"
+        )
     stats: dict[str, tuple[Any, ...]] = {}
     store = store_of(settings)
     if store.exists:
@@ -561,7 +776,14 @@ def sources(ctx: typer.Context) -> None:
 @app.command()
 def demo(
     ctx: typer.Context,
-    data_dir: DataDir = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            "-d",
+            help=f"Keep the store in this directory {_default('a temporary one, removed')}",
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline once, offline, against the bundled recorded responses.
 

@@ -26,9 +26,8 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar
 
 import httpx
@@ -36,20 +35,18 @@ import structlog
 
 from ingest._http import SourceConfig
 from sinks.writer import LakeWriter, Stored
-from transforms import Context
-from transforms.defillama_protocols import categories as protocol_categories
+from transforms import Context, Reference
 from yieldstream import metrics
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
 from yieldstream.contracts import FetchReport, RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, YieldstreamError
-from yieldstream.registry import Source
+from yieldstream.registry import Source, providers
 from yieldstream.registry import sources as registered_sources
 from yieldstream.transformer import Outcome, RawBatch, Transformer
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-PROTOCOLS = "defillama-protocols"
 Role = Literal["collect", "transform", "sink"]
 ALL_ROLES: Final[frozenset[Role]] = frozenset(("collect", "transform", "sink"))
 # Raw batches being archived and transformed at once (their outcomes stay in order).
@@ -60,12 +57,52 @@ R = TypeVar("R")
 
 
 @dataclass(slots=True)
+class SourceStats:
+    """What one source did in a run."""
+
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    fetches: int = 0
+    fetch_failures: int = 0
+    error: str | None = None  # why its last failed fetch failed
+
+    @property
+    def failed(self) -> bool:
+        """Every fetch of the run failed."""
+        return self.fetches > 0 and self.fetch_failures == self.fetches
+
+
+@dataclass(slots=True)
 class RunStats:
+    """What a run did: the totals, and each source's share in ``sources``."""
+
     fetched: int = 0
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
     fetch_failures: int = 0
+    sources: dict[str, SourceStats] = field(default_factory=dict)
+
+    def fetch_done(self, source: str, records: int, error: str | None) -> None:
+        mine = self.sources.setdefault(source, SourceStats())
+        mine.fetches += 1
+        mine.fetched += records
+        self.fetched += records
+        if error is not None:
+            mine.fetch_failures += 1
+            mine.error = error
+            self.fetch_failures += 1
+
+    def batch_stored(self, source: str, stored: int, duplicates: int, rejected: int) -> None:
+        mine = self.sources.setdefault(source, SourceStats())
+        mine.stored += stored
+        mine.duplicates += duplicates
+        mine.rejected += rejected
+        self.stored += stored
+        self.duplicates += duplicates
+        self.rejected += rejected
 
 
 class Pipeline:
@@ -95,7 +132,7 @@ class Pipeline:
         self.roles = roles
         # Raw first: without a durable bus, raw records go to the store's archive.
         self.archives = writer is not None and not bus.durable
-        self.stats = RunStats()
+        self.stats = RunStats(sources={name: SourceStats() for name in sources})
         self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._done: dict[str, asyncio.Future[None]] = {}
         self._first_cycle = {name: asyncio.Event() for name in sources}
@@ -125,7 +162,8 @@ class Pipeline:
         """
         self._stop = stop
         if self.writer is not None:
-            self._ctx = Context(MappingProxyType(await self._on_store(self._writer.categories)))
+            stored = await self._on_store(self._writer.reference, providers(self.sources))
+            self._ctx = self._ctx.merged(stored)
         workers = []
         if "transform" in self.roles:
             workers.append(asyncio.create_task(self._transformer(), name="transformer"))
@@ -255,8 +293,7 @@ class Pipeline:
                 pending.append(await self._publish_raw(self._raw_batch(source, batch)))
             metrics.FETCHES.labels(source.name, "failed" if error else "ok").inc()
             metrics.RECORDS_FETCHED.labels(source.name).inc(count)
-            self.stats.fetched += count
-            self.stats.fetch_failures += error is not None
+            self.stats.fetch_done(source.name, count, error)
             report = FetchReport(source.name, run_id, started, error is None, count, error)
             pending.append(await self._publish_outcome(report))
             await asyncio.gather(*pending)
@@ -322,11 +359,11 @@ class Pipeline:
             try:
                 if source is None or not batch.records:
                     return self._unprocessable(batch, source)
-                if batch.source == PROTOCOLS:
-                    await self._learn_categories(batch.records)
-                elif shared := self.bus.known_categories():
-                    # The workers' shared map is the newest (it holds what this one learned).
-                    self._ctx = Context(MappingProxyType({**self._ctx.categories, **shared}))
+                if source.reference is not None:
+                    await self._learn(source.name, source.reference, batch.records)
+                elif shared := self.bus.known_reference():
+                    # The workers' shared data is the newest (it holds what this one learned).
+                    self._ctx = self._ctx.merged(shared)
                 return await self.transformer.run(batch, source, self._ctx)
             finally:
                 if archiving is not None:
@@ -414,9 +451,9 @@ class Pipeline:
         metrics.DUPLICATES_SKIPPED.labels(name).inc(stored.duplicates)
         for rejection in outcome.rejections:
             metrics.REJECTIONS.labels(name, rejection.stage).inc()
-        self.stats.stored += stored.observations
-        self.stats.duplicates += stored.duplicates
-        self.stats.rejected += len(outcome.rejections)
+        self.stats.batch_stored(
+            name, stored.observations, stored.duplicates, len(outcome.rejections)
+        )
         for rejection in outcome.rejections[:5]:
             log.warning(
                 "record_rejected",
@@ -432,11 +469,12 @@ class Pipeline:
             rejected=len(outcome.rejections),
         )
 
-    async def _learn_categories(self, records: list[RawRecord]) -> None:
-        learned = protocol_categories(r.payload for r in records)
+    async def _learn(self, provider: str, read: Reference, records: list[RawRecord]) -> None:
+        """Take the reference data a provider's batch gives, and share it."""
+        learned = read(r.payload for r in records)
         if learned:
-            self._ctx = Context(MappingProxyType({**self._ctx.categories, **learned}))
-            await self.bus.share_categories(learned)
+            self._ctx = self._ctx.learned(provider, learned)
+            await self.bus.share_reference(provider, learned)
 
     def _resolve(self, key: str) -> None:
         future = self._done.pop(key, None)

@@ -3,11 +3,13 @@
 Precedence (highest first): values passed in code or by CLI flags, environment
 variables, the TOML file. Nested keys use ``__`` in the environment, e.g.
 ``YIELDSTREAM_SOURCES__LIDO__INTERVAL_S=600`` is ``[sources.lido] interval_s = 600``.
-An unknown key or a bad value is a :class:`ConfigError` of one line naming it.
+An unknown key (a misspelt ``YIELDSTREAM_*`` variable too) or a bad value is a
+:class:`ConfigError` of one line naming it, and the closest known key if any.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +45,7 @@ class KafkaTopics(BaseModel):
     raw: str = Field("yields.raw", min_length=1)
     observations: str = Field("yields.observations", min_length=1)
     dlq: str = Field("yields.dlq", min_length=1)
-    categories: str = Field("yields.categories", min_length=1)
+    reference: str = Field("yields.reference", min_length=1)
 
 
 class KafkaGroups(BaseModel):
@@ -146,7 +148,7 @@ class Settings(BaseSettings):
         try:
             return model.model_validate(self.sources.get(name, {}))
         except ValidationError as exc:
-            raise ConfigError(describe(exc, prefix=f"sources.{name}")) from None
+            raise ConfigError(describe(exc, prefix=f"sources.{name}", model=model)) from None
 
     @classmethod
     def settings_customise_sources(
@@ -161,6 +163,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
+            _UnknownEnv(settings_cls),
             _KafkaEnv(settings_cls),
             TomlConfigSettingsSource(settings_cls, toml_file),
         )
@@ -177,14 +180,80 @@ class _KafkaEnv(PydanticBaseSettingsSource):
         return {"kafka": {"bootstrap_servers": servers}} if servers else {}
 
 
-def describe(exc: ValidationError, prefix: str = "") -> str:
-    """The first error of a ValidationError as one line: where, what, and how to fix."""
+# Environment variables with the prefix that are not settings.
+NOT_SETTINGS = ("YIELDSTREAM_CONFIG", "YIELDSTREAM_TEST_")
+
+
+class _UnknownEnv(PydanticBaseSettingsSource):
+    """``YIELDSTREAM_*`` variables naming no setting, passed on to fail as unknown keys.
+
+    The environment source reads only the variables of known settings: a misspelt
+    ``YIELDSTREAM_DATA_DIRR`` would be ignored, where the same misspelling nested
+    (``YIELDSTREAM_KAFKA__PARTITONS``) is an unknown key of its model.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = "YIELDSTREAM_"
+        return {
+            name[len(prefix) :].lower(): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(prefix)
+            and not name.upper().startswith(NOT_SETTINGS)
+            and name[len(prefix) :].lower().partition("__")[0] not in Settings.model_fields
+        }
+
+
+def describe(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """The first error of a ValidationError as one line: where, what, and how to fix.
+
+    An unknown key names the closest known one of ``model`` (the model validated),
+    and never shows its value: a misspelt password is still a password.
+    """
     err = exc.errors()[0]
     path = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
     env = "YIELDSTREAM_" + path.upper().replace(".", "__").replace("-", "_")
-    got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if err["type"] == "extra_forbidden":
+        what = "no such setting"
+        if model is not None and (close := _closest(model, err["loc"])):
+            what += f" (did you mean {'.'.join(filter(None, (prefix, close)))}?)"
+        return f"setting {path}: {what}{more}; fix it in yieldstream.toml or {env}"
+    # A scalar only: a whole table may hold a password.
+    shown = err["type"] != "missing" and not isinstance(err["input"], dict | list)
+    got = f" (got {err['input']!r})" if shown else ""
     return f"setting {path}: {err['msg']}{got}{more}; fix it in yieldstream.toml or {env}"
+
+
+def _closest(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The known key closest to the unknown one at ``loc``, as a dotted path.
+
+    Looked for beside it, then one level down (``sasl_password`` is ``kafka``'s);
+    an environment name holds its nesting (``kafkaa__partitions``).
+    """
+    parents = [str(p) for p in loc[:-1]]
+    for part in parents:
+        field = model.model_fields.get(part)
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None  # below a plain dict (sources): its keys are checked elsewhere
+        model = inner
+    head, _, rest = str(loc[-1]).partition("__")
+    below = {
+        f"{name}.{sub}": sub
+        for name, field in model.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        for sub in field.annotation.model_fields
+    }
+    if close := difflib.get_close_matches(head, list(model.model_fields), n=1):
+        found = close[0]
+    elif close := difflib.get_close_matches(head, list(below.values()), n=1):
+        found = next(key for key, sub in below.items() if sub == close[0])
+    else:
+        return None
+    return ".".join([*parents, found, *filter(None, rest.split("__"))])
 
 
 def load(**overrides: Any) -> Settings:
@@ -195,6 +264,6 @@ def load(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(describe(exc)) from None
+        raise ConfigError(describe(exc, model=Settings)) from None
     except ValueError as exc:  # a TOML syntax error
         raise ConfigError(f"cannot read {toml_file}: {exc}") from None

@@ -36,8 +36,9 @@ QUERY = """
     SELECT (SELECT count(*) FROM observations),
            (SELECT count(*) FROM raw_records),
            (SELECT count(*) FROM latest_yields),
-           (SELECT count(DISTINCT (source, pool_id)) FROM observations),
-           (SELECT count(*) FROM yield_history)
+           (SELECT count(DISTINCT (source, pool_id)) FROM observations WHERE level = 'product'),
+           (SELECT count(*) FROM yield_history),
+           (SELECT count(*) FROM observations WHERE level = 'product')
 """
 # An analyst's loop in its own process; a new connection every few queries.
 READER = textwrap.dedent("""
@@ -144,9 +145,9 @@ def test_readers_query_while_the_daemon_writes(
     assert observations[-1] > observations[0]  # the daemon kept writing meanwhile
     assert sql_counts == sorted(sql_counts)
     for row in rows:
-        _observations, _raw, latest, pools_seen, history = row
-        assert latest == pools_seen, row  # one row per pool
-        assert history == _observations, row
+        _observations, _raw, latest, pools_seen, history, products = row
+        assert latest == pools_seen, row  # one row per product pool
+        assert history == products, row  # every product observation, no protocol row
     # Readers do not wait for the writer (they did: 1 s and more per commit they met).
     waited = [s for s in seconds if s >= 0.9]
     assert len(waited) <= len(seconds) // 10, waited
