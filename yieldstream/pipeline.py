@@ -76,33 +76,46 @@ class SourceStats:
 
 @dataclass(slots=True)
 class RunStats:
-    """What a run did: the totals, and each source's share in ``sources``."""
+    """What a run did: each source's share in ``sources``, and their totals."""
 
-    fetched: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    fetch_failures: int = 0
     sources: dict[str, SourceStats] = field(default_factory=dict)
+
+    def _total(self, name: str) -> int:
+        return sum(getattr(mine, name) for mine in self.sources.values())
+
+    @property
+    def fetched(self) -> int:
+        return self._total("fetched")
+
+    @property
+    def stored(self) -> int:
+        return self._total("stored")
+
+    @property
+    def duplicates(self) -> int:
+        return self._total("duplicates")
+
+    @property
+    def rejected(self) -> int:
+        return self._total("rejected")
+
+    @property
+    def fetch_failures(self) -> int:
+        return self._total("fetch_failures")
 
     def fetch_done(self, source: str, records: int, error: str | None) -> None:
         mine = self.sources.setdefault(source, SourceStats())
         mine.fetches += 1
         mine.fetched += records
-        self.fetched += records
         if error is not None:
             mine.fetch_failures += 1
             mine.error = error
-            self.fetch_failures += 1
 
     def batch_stored(self, source: str, stored: int, duplicates: int, rejected: int) -> None:
         mine = self.sources.setdefault(source, SourceStats())
         mine.stored += stored
         mine.duplicates += duplicates
         mine.rejected += rejected
-        self.stored += stored
-        self.duplicates += duplicates
-        self.rejected += rejected
 
 
 class Pipeline:
