@@ -8,6 +8,12 @@ every protocol of ``/protocols``), unless the source fixes them (``entities``).
 
 Points are kept or dropped by their own time; a point whose time cannot be read is
 kept, so that its transform rejects it with the reason instead of it vanishing.
+Points are checked one by one like snapshot items (:mod:`ingest._items`).
+
+An entity (an upstream id) goes into the URL as one percent-encoded path segment;
+one that cannot be a segment (empty, ``.``, ``..``, holding ``/`` or ``\\``, not
+storable text) is :class:`~yieldstream.errors.UnsafeId`: that entity fails with the
+reason, and nothing is requested for it.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from ingest._http import SourceConfig, dump_item, fetch_json
+from ingest._http import SourceConfig, fetch_json
+from ingest._items import Items
 from yieldstream.contracts import RawRecord
+from yieldstream.errors import UnsafeId
+from yieldstream.items import id_problem, shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +69,17 @@ class History:
     entities: tuple[str, ...] = ()
 
     def endpoint(self, entity: str) -> str:
+        """The endpoint records of ``entity`` name (the entity as it is, unescaped)."""
         return self.path.format(entity=entity)
+
+    def url_path(self, entity: str) -> str:
+        """The path to request: ``entity`` percent-encoded as one segment, or UnsafeId."""
+        problem = id_problem(entity)
+        if problem is None and (entity in ("", ".", "..") or "/" in entity or "\\" in entity):
+            problem = f"{shown(entity)} would change the path"
+        if problem is not None:
+            raise UnsafeId(f"entity not requested: {problem}")
+        return self.path.format(entity=quote(entity, safe=""))
 
     def entity_of(self, endpoint: str) -> str:
         """The entity whose history ``endpoint`` is (the inverse of :meth:`endpoint`)."""
@@ -78,28 +98,63 @@ async def fetch_history(
     window: Window,
 ) -> list[RawRecord]:
     """Fetch one entity's history (retrying 429/5xx) and make its records in ``window``."""
-    endpoint = history.endpoint(entity)
-    fetched = await fetch_json(client, f"{cfg.base_url}{endpoint}", cfg)
-    return [
-        RawRecord(
+    fetched = await fetch_json(client, f"{cfg.base_url}{history.url_path(entity)}", cfg)
+    points = history.points(fetched.body, entity, fetched.url, fetched.head)
+    return list(
+        history_records(
+            points,
             source=source,
-            endpoint=endpoint,
+            endpoint=history.endpoint(entity),
             fetched_at=fetched.fetched_at,
             run_id=run_id,
-            kind="history",
-            native_id=point.native_id,
-            payload=dump_item(point.item, fetched.lenient),
+            lenient=fetched.lenient,
+            window=window,
         )
-        for point in history.points(fetched.body, entity, fetched.url, fetched.head)
-        if window.holds(point.moment)
-    ]
+    )
+
+
+def history_records(
+    points: Iterable[Point],
+    *,
+    source: str,
+    endpoint: str,
+    fetched_at: datetime,
+    run_id: str,
+    lenient: bool,
+    window: Window | None = None,
+) -> Iterator[RawRecord]:
+    """The records of one response's points in ``window`` (None: all), each checked."""
+    items = Items(lenient=lenient)
+    for index, point in enumerate(points):
+        if window is not None and not window.holds(point.moment):
+            continue
+        native_id, payload, problem = items.check(index, point.native_id, point.item)
+        yield RawRecord(
+            source=source,
+            endpoint=endpoint,
+            fetched_at=fetched_at,
+            run_id=run_id,
+            kind="history",
+            native_id=native_id,
+            payload=payload,
+            problem=problem,
+        )
 
 
 def points_of(
     items: Iterable[Any], id_key: str, time_of: Callable[[Any], datetime | None], prefix: str = ""
 ) -> Iterator[Point]:
-    """Points of a list of items, each named by ``prefix`` + its ``id_key`` (or its index)."""
+    """Points of a list of items, each named by ``prefix`` + its ``id_key`` (or its index).
+
+    An id that is neither text nor a number names the point by its index too; its
+    transform rejects the point's time.
+    """
     for index, item in enumerate(items):
         value = item.get(id_key) if isinstance(item, dict) else None
-        native = str(value) if value is not None and value != "" else f"#{index}"
+        if isinstance(value, str) and value:
+            native = value
+        elif isinstance(value, int | float):
+            native = str(value)
+        else:
+            native = f"#{index}"
         yield Point(prefix + native, item, time_of(value))

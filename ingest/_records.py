@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from ingest._http import Fetched, SourceConfig, dump_item, fetch_json
+from ingest._http import Fetched, SourceConfig, fetch_json
+from ingest._items import Items
 from yieldstream.contracts import RawRecord, RecordKind
 from yieldstream.errors import BadResponse
 
@@ -49,10 +50,9 @@ class Endpoint:
             )
         return node
 
-    def native_id(self, item: Any, index: int) -> str:
-        """``item[id_key]``, or ``#<index>`` when the item lacks it."""
-        value = item.get(self.id_key) if isinstance(item, dict) else None
-        return str(value) if value is not None and value != "" else f"#{index}"
+    def native_id(self, item: Any, index: int) -> Any:
+        """``item[id_key]`` as upstream gave it (None when the item lacks it)."""
+        return item.get(self.id_key) if isinstance(item, dict) else None
 
     def records(
         self,
@@ -66,16 +66,23 @@ class Endpoint:
         url: str = "",
         head: bytes = b"",
     ) -> Iterator[RawRecord]:
-        """One RawRecord per item, payload re-serialised without changing its values."""
+        """One RawRecord per item, payload re-serialised without changing its values.
+
+        An item that cannot be used as it is (see :mod:`ingest._items`) is a record
+        with ``problem`` set, which the runners reject; the others are unaffected.
+        """
+        items = Items(lenient=lenient)
         for index, item in enumerate(self.items(body, url or self.path, head=head)):
+            native_id, payload, problem = items.check(index, self.native_id(item, index), item)
             yield RawRecord(
                 source=source,
                 endpoint=self.path,
                 fetched_at=fetched_at,
                 run_id=run_id,
                 kind=kind,
-                native_id=self.native_id(item, index),
-                payload=dump_item(item, lenient),
+                native_id=native_id,
+                payload=payload,
+                problem=problem,
             )
 
 

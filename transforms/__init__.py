@@ -25,6 +25,7 @@ from yieldstream.contracts import (
     Rejection,
     Stage,
 )
+from yieldstream.items import MAX_DEPTH, too_deep
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -93,7 +94,16 @@ def reject(record: RawRecord, stage: Stage, reason: str) -> Rejection:
 
 
 def apply(transform: Transform, record: RawRecord, ctx: Context) -> Result:
-    """Run one transform; any failure becomes a Rejection with its reason."""
+    """Run one transform; any failure becomes a Rejection with its reason.
+
+    A record found unusable as it was split from its response (``problem``), or
+    nested deeper than :data:`yieldstream.items.MAX_DEPTH` (one read back from the
+    archive or the bus), is rejected without running the transform.
+    """
+    if record.problem is not None:
+        return reject(record, "decode", record.problem)
+    if too_deep(record.payload):
+        return reject(record, "decode", f"item nested deeper than {MAX_DEPTH} levels")
     try:
         return transform(record, ctx)
     except msgspec.ValidationError as exc:
@@ -111,8 +121,11 @@ def _non_finite(payload: bytes) -> str | None:
 
     Strict JSON has no such literals, so msgspec reports only "invalid character
     (byte N)"; the lenient fetch keeps them (see ``ingest._http.parse_json``) so
-    that the item is rejected on its own, and this names the field.
+    that the item is rejected on its own, and this names the field. A payload
+    nested too deep for :data:`yieldstream.items.MAX_DEPTH` is not read.
     """
+    if too_deep(payload):
+        return None
     try:
         item = json.loads(payload)
     except (ValueError, RecursionError):

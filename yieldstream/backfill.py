@@ -345,8 +345,8 @@ class Backfill:
                 log.warning("backfill_reference_failed", source=name, error=str(exc))
         records = await self._snapshot(client, self.src)
         wanted = set(only)
-        for record in records:
-            if not wanted or record.native_id in wanted:
+        for record in records:  # an item rejected as it was split names no entity
+            if record.problem is None and (not wanted or record.native_id in wanted):
                 self.listing[record.native_id] = record.payload
         return list(self.listing)
 

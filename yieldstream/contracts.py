@@ -70,7 +70,7 @@ class Level(StrEnum):
 RecordKind = Literal["snapshot", "history"]
 
 
-class RawRecord(msgspec.Struct, frozen=True, kw_only=True):
+class RawRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One upstream item, unmodified, with where and when it was fetched."""
 
     source: str
@@ -80,6 +80,10 @@ class RawRecord(msgspec.Struct, frozen=True, kw_only=True):
     kind: RecordKind
     native_id: str
     payload: bytes  # the item's JSON text, as upstream sent it
+    # Why the item cannot be used, found as it was split out of its response (nested
+    # too deep, an id no stage can store, a repeated id: see ingest._items); such a
+    # record is a rejection of stage ``decode``, never archived or transformed.
+    problem: str | None = None
 
     @property
     def raw_id(self) -> str:

@@ -14,15 +14,16 @@ client can read the topics (the README documents the fields):
                          reference data (e.g. a protocol's category), key
                          ``<source>:<key>`` (a compacted topic)
 
-Decoding is strict: a value that is not such an object, or has a newer
-``schema_version`` than this code reads, is a :class:`WireError` and becomes a
-rejection, never a crash.
+Decoding is strict: a value that is not such an object, nests deeper than
+:data:`yieldstream.items.MAX_DEPTH`, has a native id that is not storable text, or
+has a newer ``schema_version`` than this code reads, is a :class:`WireError` and
+becomes a rejection, never a crash.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -34,8 +35,10 @@ from yieldstream.contracts import (
     Rejection,
     Stage,
 )
+from yieldstream.items import MAX_DEPTH, id_problem, too_deep
 
 SCHEMA_VERSION: Final = 1
+M = TypeVar("M")
 
 
 class WireError(ValueError):
@@ -166,13 +169,22 @@ def _check_version(version: int) -> None:
         )
 
 
+def _decoded(decoder: msgspec.json.Decoder[M], value: bytes | None, what: str) -> M:
+    """``value`` decoded, or WireError: undecodable, the wrong shape or nested too deep."""
+    if value and too_deep(value):
+        raise WireError(f"not {what}: nested deeper than {MAX_DEPTH} levels")
+    try:
+        return decoder.decode(value or b"")
+    except msgspec.DecodeError as exc:
+        raise WireError(f"not {what}: {exc}") from None
+
+
 def decode_raw(value: bytes | None) -> RawRecord:
     """A ``yields.raw`` value back to the record the collector fetched."""
-    try:
-        message = _raw_decoder.decode(value or b"")
-    except msgspec.DecodeError as exc:
-        raise WireError(f"not a raw record message: {exc}") from None
+    message = _decoded(_raw_decoder, value, "a raw record message")
     _check_version(message.schema_version)
+    if (problem := id_problem(message.native_id)) is not None:
+        raise WireError(f"not a raw record message: native_id: {problem}")
     return RawRecord(
         source=message.source,
         endpoint=message.endpoint,
@@ -186,19 +198,15 @@ def decode_raw(value: bytes | None) -> RawRecord:
 
 def decode_downstream(value: bytes | None) -> Downstream:
     """A ``yields.observations`` or ``yields.dlq`` value, validated."""
-    try:
-        message: Downstream = _downstream_decoder.decode(value or b"")
-    except msgspec.DecodeError as exc:
-        raise WireError(f"not an observation, fetch or rejection message: {exc}") from None
+    message: Downstream = _decoded(
+        _downstream_decoder, value, "an observation, fetch or rejection message"
+    )
     _check_version(message.schema_version)
     return message
 
 
 def decode_reference(value: bytes | None) -> ReferenceMessage:
-    try:
-        message = _reference_decoder.decode(value or b"")
-    except msgspec.DecodeError as exc:
-        raise WireError(f"not a reference message: {exc}") from None
+    message = _decoded(_reference_decoder, value, "a reference message")
     _check_version(message.schema_version)
     return message
 
