@@ -2,18 +2,21 @@
 
 Every collector fetches through :func:`fetch_json`. It gives each request a total
 deadline (connect + headers + whole body, not only a read timeout), caps the decoded
-body size, maps HTTP statuses through :func:`yieldstream.errors.error_for_status`,
-and retries what is retriable with stamina (exponential backoff with jitter, or the
-server's ``Retry-After`` when it sends one). Rate limiting is the client's job: see
-:class:`RateLimitedTransport`.
+body size while decoding (:mod:`ingest._decode`), follows redirects only within the
+URL's origin (or to the origins a source lists), maps HTTP statuses through
+:func:`yieldstream.errors.error_for_status`, and retries what is retriable with
+stamina (exponential backoff with jitter, or the server's ``Retry-After`` when it
+sends one). Rate limiting is the client's job: see :class:`RateLimitedTransport`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -23,15 +26,42 @@ import msgspec
 import orjson
 import stamina
 from aiolimiter import AsyncLimiter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from yieldstream.errors import BadResponse, RetriableError, UpstreamUnavailable, error_for_status
+from ingest._decode import ACCEPT_ENCODING, DecodeError, decoded
+from yieldstream.errors import (
+    BadResponse,
+    RetriableError,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    error_for_status,
+)
 
 PREVIEW_BYTES = 64 * 1024  # what a rejection keeps of an unusable body
 MIB = 1024 * 1024
 
 # Constraints live in the type, so a source that overrides a default keeps them.
 Seconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]
+HEADERS = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> str:
+    """``scheme://host:port`` of a URL, the port always written (for comparing)."""
+    return f"{url.scheme}://{url.host}:{url.port or DEFAULT_PORTS.get(url.scheme, 0)}"
+
+
+def _origin_setting(value: str) -> str:
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        url = httpx.URL()
+    if url.scheme not in DEFAULT_PORTS or not url.host or url.raw_path not in (b"", b"/"):
+        raise ValueError("expected an origin, http(s)://host or http(s)://host:port, no path")
+    return _origin(url)
+
+
+Origin = Annotated[str, AfterValidator(_origin_setting)]
 
 
 class SourceConfig(BaseModel):
@@ -49,6 +79,10 @@ class SourceConfig(BaseModel):
     wait_max_s: float = Field(60.0, ge=0)
     rate_per_s: float = Field(2.0, gt=0, description="requests per second at most")
     max_body_mib: float = Field(64.0, gt=0, description="decoded body size cap")
+    max_redirects: int = Field(5, ge=0, le=20, description="redirects followed per request")
+    follow_redirects_to: tuple[Origin, ...] = Field(
+        (), description="other origins a redirect may lead to (https://host[:port])"
+    )
     # `yieldstream backfill` fetches one history per entity: thousands of requests.
     history_rate_per_s: float = Field(
         5.0, gt=0, description="backfill: history requests per second at most"
@@ -56,6 +90,16 @@ class SourceConfig(BaseModel):
     history_concurrency: int = Field(
         4, ge=1, le=256, description="backfill: history requests in flight at most"
     )
+
+    @field_validator("follow_redirects_to", mode="before")
+    @classmethod
+    def _origins_from_text(cls, value: Any) -> Any:
+        """An environment variable's text: a JSON list, or origins separated by commas."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return orjson.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class RateLimitedTransport(httpx.AsyncBaseTransport):
@@ -127,31 +171,14 @@ async def fetch_json(
 async def _fetch_once(
     client: httpx.AsyncClient, url: str, cfg: SourceConfig, params: dict[str, str] | None
 ) -> Fetched:
-    cap = int(cfg.max_body_mib * MIB)
-    body = bytearray()
     try:
         async with asyncio.timeout(cfg.deadline_s):
-            async with client.stream(
-                "GET", url, params=params, headers={"Accept": "application/json"}
-            ) as resp:
-                error = error_for_status(resp.status_code, url, resp.headers.get("Retry-After"))
-                if error is not None:
-                    raise error
-                content_type = resp.headers.get("content-type", "")
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > cap:
-                        raise BadResponse(
-                            f"body of {url} exceeds the {cfg.max_body_mib:g} MiB cap "
-                            "(raise max_body_mib for this source if it is genuine)",
-                            url=url,
-                            body=bytes(body[:PREVIEW_BYTES]),
-                        )
+            body, content_type = await _get(client, url, cfg, params)
     except TimeoutError:
         raise UpstreamUnavailable(
             f"no complete response from {url} within {cfg.deadline_s:g} s"
         ) from None
-    except httpx.DecodingError as exc:
+    except httpx.DecodingError as exc:  # a response built in memory, decoded by httpx
         raise BadResponse(f"undecodable body from {url}: {exc}", url=url) from None
     except httpx.TransportError as exc:
         raise UpstreamUnavailable(f"{type(exc).__name__} from {url}: {exc}") from None
@@ -164,6 +191,95 @@ async def _fetch_once(
         lenient=lenient,
         head=bytes(body[:PREVIEW_BYTES]),
     )
+
+
+async def _get(
+    client: httpx.AsyncClient, url: str, cfg: SourceConfig, params: dict[str, str] | None
+) -> tuple[bytearray, str]:
+    """The decoded body and content type of ``url``, following redirects we may follow."""
+    target: httpx.URL | str = url
+    for hop in range(cfg.max_redirects + 1):
+        request = client.build_request(
+            "GET", target, params=None if hop else params, headers=HEADERS
+        )
+        resp = await _send(client, request, url)
+        try:
+            if resp.has_redirect_location:
+                target = _redirect_target(url, resp, cfg)
+                continue
+            error = error_for_status(resp.status_code, url, resp.headers.get("Retry-After"))
+            if error is not None:
+                raise error
+            return await _read_body(resp, url, cfg), resp.headers.get("content-type", "")
+        finally:
+            await resp.aclose()
+    raise UpstreamRejected(f"{url} redirected more than {cfg.max_redirects} times (max_redirects)")
+
+
+async def _send(client: httpx.AsyncClient, request: httpx.Request, url: str) -> httpx.Response:
+    """Send without following redirects; a Location httpx cannot resolve is fatal."""
+    try:
+        return await client.send(request, stream=True, follow_redirects=False)
+    except httpx.InvalidURL as exc:  # "data:..." resolved against the request's host
+        raise UpstreamRejected(
+            f"redirect from {url} refused: only http and https are followed "
+            f"(its Location is no http(s) URL: {exc})"
+        ) from None
+    except httpx.RemoteProtocolError as exc:
+        if not str(exc).startswith("Invalid URL in location header"):
+            raise
+        raise UpstreamRejected(f"redirect from {url} refused: {exc}") from None
+
+
+def _redirect_target(url: str, resp: httpx.Response, cfg: SourceConfig) -> httpx.URL:
+    """Where a redirect leads, or UpstreamRejected (fatal) when it may not be followed.
+
+    Only http(s), and only to the origin of ``url`` or one in ``follow_redirects_to``:
+    a collector's requests stay with the hosts its settings name.
+    """
+    location = resp.headers["Location"]
+    shown = location if len(location) <= 200 else location[:200] + "..."
+    # httpx resolves it (relative, or absolute without a host) even when not following.
+    target = resp.next_request.url if resp.next_request else resp.url.join(location)
+    if target.scheme not in DEFAULT_PORTS:
+        raise UpstreamRejected(
+            f"redirect from {url} to {shown!r} refused: only http and https are followed"
+        )
+    there = _origin(target)
+    if there != _origin(httpx.URL(url)) and there not in cfg.follow_redirects_to:
+        raise UpstreamRejected(
+            f"redirect from {url} to {shown!r} refused: another origin "
+            f"(add {there.removesuffix(f':{DEFAULT_PORTS[target.scheme]}')!r} "
+            "to follow_redirects_to for this source to follow it)"
+        )
+    return target
+
+
+async def _read_body(resp: httpx.Response, url: str, cfg: SourceConfig) -> bytearray:
+    """The body, decoded in bounded pieces and stopped as soon as it passes the cap."""
+    cap = int(cfg.max_body_mib * MIB)
+    body = bytearray()
+    raw, encoding = resp.aiter_raw(), resp.headers.get("content-encoding", "")
+    if resp.is_stream_consumed:  # built in memory (httpx.MockTransport): httpx decoded it
+        raw, encoding = _in_memory(resp.content), ""
+    try:
+        async with aclosing(decoded(raw, encoding)) as pieces:
+            async for piece in pieces:
+                body += piece
+                if len(body) > cap:
+                    raise BadResponse(
+                        f"body of {url} exceeds the {cfg.max_body_mib:g} MiB cap after decoding "
+                        "(raise max_body_mib for this source if it is genuine)",
+                        url=url,
+                        body=bytes(body[:PREVIEW_BYTES]),
+                    )
+    except DecodeError as exc:  # an UnsupportedEncoding too
+        raise BadResponse(f"undecodable body from {url}: {exc}", url=url) from None
+    return body
+
+
+async def _in_memory(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 def parse_json(body: bytes, content_type: str, url: str) -> tuple[Any, bool]:
@@ -185,7 +301,7 @@ def parse_json(body: bytes, content_type: str, url: str) -> tuple[Any, bool]:
         return orjson.loads(body), False
     except orjson.JSONDecodeError as strict_error:
         try:
-            return json.loads(body), True
+            return _lenient_loads(body), True
         except (ValueError, RecursionError):
             kind = "empty" if not body.strip() else "malformed or truncated"
             raise BadResponse(
@@ -193,6 +309,21 @@ def parse_json(body: bytes, content_type: str, url: str) -> tuple[Any, bool]:
                 url=url,
                 body=body[:PREVIEW_BYTES],
             ) from None
+
+
+# orjson reads up to 1,024 levels; the lenient parser is given as many (the stdlib
+# parser recurses, and stops at the recursion limit), so that one item nested deep
+# is rejected on its own (ingest._items) instead of losing the whole response.
+ORJSON_DEPTH = 1024
+
+
+def _lenient_loads(body: bytes) -> Any:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit + ORJSON_DEPTH)
+    try:
+        return json.loads(body)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 _encode = msgspec.json.Encoder().encode
