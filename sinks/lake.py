@@ -189,20 +189,80 @@ class Store:
         return str(self.data_dir) if self.catalog is None else mask(self.catalog)
 
     @property
+    def lake(self) -> Path:
+        """The directory of the store's Parquet files."""
+        return self.data_dir / "lake"
+
+    @property
     def exists(self) -> bool:
         """Whether a store was created here: the SQLite file, or DuckLake's tables in PostgreSQL.
 
         For PostgreSQL this asks the server (one connection); an unreachable server is
-        a :class:`ConfigError`.
+        a :class:`ConfigError`. So is a catalog that is missing, empty or damaged
+        while ``lake/`` holds data files (see :func:`check_catalog`).
         """
         sqlite_file = self.sqlite_file
         if sqlite_file is not None:
-            return sqlite_file.is_file()
+            check_catalog(self)
+            return sqlite_file.is_file() and sqlite_file.stat().st_size > 0
         try:
             _attach(_duckdb(self), self, read_only=True).close()
         except _NoStore:
+            check_catalog(self, found=False)
             return False
         return True
+
+
+# The first 16 bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+RESTORE = "restore it from a backup"
+
+
+def _data_file(store: Store) -> Path | None:
+    """A Parquet file under the store's ``lake/``, if there is one."""
+    return next(store.lake.rglob("*.parquet"), None) if store.lake.is_dir() else None
+
+
+def check_catalog(store: Store, *, found: bool | None = None) -> None:
+    """Refuse a catalog that is missing, empty or damaged beside an existing ``lake/``.
+
+    A SQLite catalog must be a SQLite file, and may be absent or empty only while
+    ``lake/`` holds no Parquet file: a new catalog over old data files would hold
+    none of them, and its compaction would see them as strangers. ``found``: for a
+    PostgreSQL catalog, whether it holds a store (the caller asked the server).
+    A :class:`ConfigError` of one line says which path and how to restore.
+    """
+    sqlite_file = store.sqlite_file
+    if sqlite_file is None:
+        what = None if found is not False else f"the catalog at {store.where} holds no store"
+    else:
+        try:
+            with sqlite_file.open("rb") as catalog:
+                header = catalog.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            what = f"the catalog {sqlite_file} is missing"
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the catalog {sqlite_file} ({exc.strerror or exc}); "
+                f"fix its permissions, or {RESTORE}"
+            ) from None
+        else:
+            if header == _SQLITE_HEADER:
+                return
+            if header:
+                raise ConfigError(
+                    f"the catalog {sqlite_file} is not a SQLite database (damaged?); "
+                    f"{RESTORE} (the data files in {store.lake} need it)"
+                )
+            what = f"the catalog {sqlite_file} is empty"
+    if what is None:
+        return
+    data_file = _data_file(store)
+    if data_file is not None:
+        raise ConfigError(
+            f"{what}, but {store.lake} holds the data files of a store ({data_file.name}...): "
+            f"restore the catalog from a backup, or move {store.lake} away to start a new store"
+        )
 
 
 class CatalogHold:
@@ -415,7 +475,10 @@ def _attach(
     except duckdb.Error as exc:
         con.close()
         if store.postgres is None:
-            raise
+            raise ConfigError(
+                f"cannot open the catalog {store.sqlite_file} ({_reason(exc)}); "
+                f"{RESTORE} if it is damaged"
+            ) from None
         if read_only and "creating a new DuckLake is explicitly disabled" in str(exc):
             raise _NoStore(
                 f"no store in the catalog at {store.where}; "
@@ -446,13 +509,38 @@ def _reason(exc: duckdb.Error) -> str:
     return line[:1].lower() + line[1:]
 
 
+# A data file DuckDB could not read: its path, in the error's text.
+_DATA_FILE = re.compile(r"""(?:file\s+)?['"]?(/[^'"\s]+\.parquet)['"]?""", re.IGNORECASE)
+
+
+def damaged(exc: duckdb.Error) -> str | None:
+    """One line naming the data file a query could not read, and how to restore it;
+    None if ``exc`` is not about a data file."""
+    found = _DATA_FILE.search(str(exc))
+    if found is None:
+        return None
+    reason = _DATA_FILE.sub("it", _reason(exc))
+    return (
+        f"the store's data file {found.group(1)} is damaged ({reason}); restore it from "
+        "a backup of the data directory's lake/ (the catalog expects it as it was)"
+    )
+
+
+def store_failure(exc: duckdb.Error) -> str:
+    """One line for a query or commit of the store that failed (passwords masked)."""
+    line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return damaged(exc) or f"the store failed: {mask(line)}"
+
+
 def open_writer(store: Store) -> duckdb.DuckDBPyConnection:
     """A read-write connection with the lake attached and the schema up to date.
 
     The data directory must exist (:func:`prepare_data_dir`); hold
     :func:`write_lock` around it when other writers may use the store.
     """
-    data_path = store.data_dir / "lake"
+    if store.postgres is not None and not store.exists:
+        check_catalog(store, found=False)  # a new store: not over another's data files
+    data_path = store.lake
     # No data inlining (small inserts kept as rows in the catalog): flushing them to
     # Parquet later raced with readers, who now and then missed the flushed rows
     # (counts went down, then up again). Every commit writes Parquet; compaction
@@ -504,7 +592,7 @@ def open_reader(store: Store, read: Sequence[Path] = ()) -> duckdb.DuckDBPyConne
     ``read``, files or directories the analyst asked to read too.
     """
     sqlite_file = store.sqlite_file
-    if sqlite_file is not None and not sqlite_file.is_file():
+    if sqlite_file is not None and not store.exists:  # or damaged: check_catalog says so
         raise ConfigError(
             f"no store in {store.where}; run `yieldstream run` (or `yieldstream demo`) first"
         )
@@ -516,7 +604,11 @@ def open_reader(store: Store, read: Sequence[Path] = ()) -> duckdb.DuckDBPyConne
     options = ""
     if data_path.is_dir():
         options = f"DATA_PATH {_sql_string(f'{data_path}/')}, OVERRIDE_DATA_PATH true"
-    con = _attach(_duckdb(store), store, read_only=True, options=options)
+    try:
+        con = _attach(_duckdb(store), store, read_only=True, options=options)
+    except _NoStore:
+        check_catalog(store, found=False)  # a lost PostgreSQL store: say how to restore
+        raise
     try:
         lock_down(con, LAKE, read)
     except BaseException:

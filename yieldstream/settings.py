@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -221,10 +222,37 @@ def describe(exc: ValidationError, prefix: str = "", model: type[BaseModel] | No
         if model is not None and (close := _closest(model, err["loc"])):
             what += f" (did you mean {'.'.join(filter(None, (prefix, close)))}?)"
         return f"setting {path}: {what}{more}; fix it in yieldstream.toml or {env}"
-    # A scalar only: a whole table may hold a password.
+    # A scalar only: a whole table may hold a password; never a secret's value.
     shown = err["type"] != "missing" and not isinstance(err["input"], dict | list)
-    got = f" (got {err['input']!r})" if shown else ""
+    shown = shown and not _secret(model, err["loc"])
+    got = f" (got {_masked(repr(err['input']))})" if shown else ""
     return f"setting {path}: {err['msg']}{got}{more}; fix it in yieldstream.toml or {env}"
+
+
+# Keys whose values are not shown in errors, whatever their type.
+_SECRET_NAME = re.compile(r"pass(word|wd)?|secret|token|key|credential", re.IGNORECASE)
+
+
+def _secret(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> bool:
+    """Whether the value at ``loc`` is a secret: a SecretStr field, or a secret's name."""
+    if any(_SECRET_NAME.search(str(part)) for part in loc):
+        return True
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return False
+        if SecretStr in (field.annotation, *get_args(field.annotation)):
+            return True
+        inner = field.annotation
+        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    return False
+
+
+def _masked(text: str) -> str:
+    """``text`` with any password in a URL or ``password=`` setting replaced by ``***``."""
+    from sinks.lake import mask  # the store's masking: the same rules everywhere
+
+    return mask(text)
 
 
 def _closest(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:

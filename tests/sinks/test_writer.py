@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from sinks.lake import LAKE, Store, open_reader
+from sinks.orphans import file_name, store_tag
 from sinks.writer import KEEP, LakeWriter, Stored, retention_cutoff
 from tests.sinks import FIXTURES, recorded_pools
 from transforms import Context, apply, defillama_protocols, defillama_yields
@@ -417,8 +418,9 @@ def test_compaction_deletes_old_orphaned_files_only(store: Store, writer: LakeWr
     """A kill between writing a batch file and committing it leaves an orphan file."""
     writer.store("b1", POOLS, 4, _observations_at(1, 4, "kept"), [])
     folder = store.data_dir / "lake" / "main" / "observations" / "year=2026" / "month=1"
-    old = folder / "observations-killed-days-ago.parquet"
-    fresh = folder / "observations-being-written.parquet"
+    tag = store_tag(writer.con, LAKE)  # the writer's own files: others are never deleted
+    old = folder / f"{file_name('observations', tag)}.parquet"  # killed days ago
+    fresh = folder / f"{file_name('observations', tag)}.parquet"  # being written
     for orphan in (old, fresh):
         orphan.write_bytes(b"PAR1 unfinished")
     days_ago = (datetime.now(UTC) - timedelta(days=3)).timestamp()
