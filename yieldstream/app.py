@@ -94,7 +94,10 @@ async def run_pipeline(
         async with AsyncExitStack() as stack:
             writer = None
             if "sink" in roles:
-                writer = LakeWriter(store_of(settings), compact_every=settings.compact_every)
+                # A daemon waits out a full disk: it stops fetching, resumes with space.
+                writer = LakeWriter(
+                    store_of(settings), compact_every=settings.compact_every, wait_for_space=True
+                )
                 stack.callback(writer.close)
             bus: Bus
             if kafka:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,9 +19,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ingest._http import dump_item, parse_json
-from sinks.lake import Store, open_reader
+from ingest._history import history_records
+from ingest._http import parse_json
+from sinks.lake import Store, damaged, open_reader, store_failure
 from sinks.readonly import statements
+from sinks.space import disk_full, full_message
 from transforms import Context, apply
 from yieldstream import __version__, logs
 from yieldstream import settings as settings_mod
@@ -28,7 +31,7 @@ from yieldstream.app import run_pipeline, store_of
 from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
 from yieldstream.backfill import backfill as run_backfill
 from yieldstream.contracts import RawRecord, Rejection
-from yieldstream.errors import BadResponse, ConfigError
+from yieldstream.errors import BadResponse, ConfigError, StageFailed
 from yieldstream.pipeline import ALL_ROLES, Role, RunStats, SourceStats
 from yieldstream.registry import Source
 from yieldstream.registry import source as get_source
@@ -208,15 +211,21 @@ def _counts(stats: RunStats | SourceStats) -> str:
     )
 
 
-def _run_summary(stats: RunStats) -> None:
+def _published(stats: RunStats | SourceStats) -> str:
+    return f"published {stats.fetched} records, {stats.fetch_failures} failed fetches"
+
+
+def _run_summary(
+    stats: RunStats, counts: Callable[[RunStats | SourceStats], str] = _counts
+) -> None:
     """A line per source, then the totals; a source whose every fetch failed says why."""
     for name, mine in stats.sources.items():
-        line = f"{name}: {_counts(mine)}"
+        line = f"{name}: {counts(mine)}"
         if mine.failed:
             reason = next(iter((mine.error or "").strip().splitlines()), "") or "no reason given"
             line += f"; FAILED: {reason}"
         err.print(line, markup=False, highlight=False, soft_wrap=True)
-    err.print(f"total: {_counts(stats)}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"total: {counts(stats)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -233,14 +242,16 @@ def collect(
     Runs until SIGINT/SIGTERM. Each fetched item is one message, acknowledged by
     the broker before the fetch counts as done.
 
+    With --once it prints a line per source on stderr, and exits 1 if a source
+    failed every fetch (its line says why).
+
     Example: yieldstream collect --kafka localhost:9092
     """
     stats = _run_role(ctx, frozenset({"collect"}), kafka, once=once, only=source)
     if once:
-        err.print(
-            f"published {stats.fetched} records, {stats.fetch_failures} failed fetches",
-            highlight=False,
-        )
+        _run_summary(stats, _published)
+        if any(mine.failed for mine in stats.sources.values()):
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -339,7 +350,8 @@ def sql(
         write_results(con, todo, fmt, out, _note, limit)
     except duckdb.Error as exc:
         out.flush()
-        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 1) from None
+        reason = damaged(exc) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise _fail(reason, 1) from None
     except BrokenPipeError:  # `yieldstream sql ... | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
     finally:
@@ -442,20 +454,16 @@ def _history_records(src: Source, file: Path, entity: str) -> list[RawRecord]:
     if src.history is None:
         raise _fail(f"--pool: {src.name} has no history endpoint (these have: {WITH_HISTORY})")
     body, lenient = _parse_file(file)
-    endpoint = src.history.endpoint(entity)
-    fetched_at = datetime.now(UTC)
-    return [
-        RawRecord(
+    return list(
+        history_records(
+            src.history.points(body, entity, str(file), b""),
             source=src.name,
-            endpoint=endpoint,
-            fetched_at=fetched_at,
+            endpoint=src.history.endpoint(entity),
+            fetched_at=datetime.now(UTC),
             run_id="parse",
-            kind="history",
-            native_id=point.native_id,
-            payload=dump_item(point.item, lenient),
+            lenient=lenient,
         )
-        for point in src.history.points(body, entity, str(file), b"")
-    ]
+    )
 
 
 def _listing(src: Source, entity: str, listing: Path | None) -> dict[str, bytes]:
@@ -697,10 +705,18 @@ def replay(
     store = store_of(settings)
     if not store.exists:
         raise _fail(f"no store in {settings.data_dir}; nothing to replay")
-    summary = run_replay(
-        store, only=source or (), since=_utc(since), until=_utc(until), dry_run=dry_run
-    )
+    try:
+        summary = run_replay(
+            store, only=source or (), since=_utc(since), until=_utc(until), dry_run=dry_run
+        )
+    except duckdb.Error as exc:
+        raise _fail(_store_error(exc), 1) from None
     err.print(summary.line(dry_run), highlight=False, soft_wrap=True)
+
+
+def _store_error(exc: duckdb.Error) -> str:
+    """A store that fails a read (a damaged data file...) as one line."""
+    return store_failure(exc)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -742,6 +758,8 @@ def sources(ctx: typer.Context) -> None:
                 FROM f LEFT JOIN o USING (source) LEFT JOIN r USING (source)
                 """
             ).fetchall()
+        except duckdb.Error as exc:
+            raise _fail(_store_error(exc), 1) from None
         finally:
             con.close()
         stats = {str(r[0]): r[1:] for r in rows}
@@ -838,6 +856,27 @@ def main() -> None:
     except ConfigError as exc:
         _error(str(exc))
         sys.exit(2)
+    except StageFailed as exc:  # logged where it failed; here the one line a script reads
+        _error(_stage_failure(exc))
+        sys.exit(1)
+    except duckdb.Error as exc:  # the store failed outside a stage (a damaged data file...)
+        _error(store_failure(exc))
+        sys.exit(1)
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        _error(full_message(exc, exc.filename or "the data directory"))
+        sys.exit(1)
+
+
+def _stage_failure(exc: StageFailed) -> str:
+    """A failed stage's line; the store's own words when the store was what failed."""
+    cause = exc.__cause__
+    if cause is not None and disk_full(cause):
+        return f"{exc.stage} failed: {full_message(cause, 'the data directory')}"
+    if isinstance(cause, duckdb.Error):
+        return f"{exc.stage} failed: {store_failure(cause)}"
+    return str(exc)
 
 
 __all__ = ["app", "main"]

@@ -6,10 +6,12 @@
      ├── RetriableError      try the same call again later (``retry_after`` seconds, if known)
      │    └── UpstreamUnavailable   429, 5xx, timeouts, connection failures
      ├── FatalError          retrying will not help; stop this fetch (or the process)
-     │    ├── UpstreamRejected      other 4xx
+     │    ├── UpstreamRejected      other 4xx, a redirect that may not be followed
      │    ├── BadResponse           200 but not usable as a whole (HTML, truncated, too big)
-     │    └── ConfigError           bad settings or CLI input (one line, says how to fix it)
+     │    ├── ConfigError           bad settings or CLI input (one line, says how to fix it)
+     │    └── StageFailed           a pipeline stage failed unforeseen (a bug, a broken store)
      └── SkippableRecord     one record is bad; reject it and go on
+          └── UnsafeId              an id that cannot be a URL path segment (``..``, ``/``)
 
 HTTP statuses map to these in exactly one place, :func:`error_for_status`.
 """
@@ -54,8 +56,24 @@ class ConfigError(FatalError):
     """Settings or command-line input are wrong; the message says how to fix them."""
 
 
+class StageFailed(FatalError):
+    """A pipeline stage (collect, archive, transform, store) raised what nothing foresaw.
+
+    The message is one line: the stage, the error's type and its first line.
+    """
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        reason = next(iter(str(cause).strip().splitlines()), "") or "no message"
+        super().__init__(f"{stage} failed: {type(cause).__name__}: {reason}")
+        self.stage = stage
+
+
 class SkippableRecord(YieldstreamError):
     """One record cannot be used; it is rejected and the rest go on."""
+
+
+class UnsafeId(SkippableRecord):
+    """An upstream id that cannot be one URL path segment (``..``, ``/``, empty)."""
 
 
 def parse_retry_after(value: str | None) -> float | None:

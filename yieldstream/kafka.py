@@ -300,7 +300,7 @@ class KafkaBus:
         """Stop a client within the deadline (aiokafka's stop can otherwise hang)."""
         try:
             async with asyncio.timeout(self.settings.send_timeout_s):
-                await client.stop()
+                await _stopped(client)
         except (TimeoutError, KafkaError) as exc:
             log.warning("kafka_stop_failed", error=str(exc) or type(exc).__name__)
 
@@ -423,23 +423,37 @@ class KafkaBus:
             async with asyncio.timeout(self.settings.send_timeout_s):
                 for topic, messages in out.items():
                     if messages:
-                        pending.extend(await self._send_topic(producer, topic, messages))
-                await asyncio.gather(*pending)
+                        await self._send_topic(producer, topic, messages, pending)
+                # Not gather: cancelling it (a timeout, a stop) would cancel aiokafka's
+                # shields, and the batch futures behind them would fail unread.
+                if pending:
+                    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+                    for future in done:
+                        future.result()
         except TimeoutError:
             raise KafkaUnavailable(
                 f"Kafka did not acknowledge within {self.settings.send_timeout_s:g} s"
             ) from None
         finally:
-            for future in pending:  # a timed-out attempt's results are not awaited
-                if future.done() and not future.cancelled():
-                    future.exception()
+            # A failed attempt's sends are not awaited: their outcome (an error once
+            # the batch expires) is read when it comes, never left for the GC to log.
+            for future in pending:
+                _read_later(future)
         for topic, messages in out.items():
             metrics.KAFKA_MESSAGES_SENT.labels(topic).inc(len(messages))
 
     async def _send_topic(
-        self, producer: AIOKafkaProducer, topic: str, messages: list[Outgoing]
-    ) -> list[asyncio.Future[Any]]:
-        """Build per-partition batches straight from the messages and hand them over."""
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        messages: list[Outgoing],
+        futures: list[asyncio.Future[Any]],
+    ) -> None:
+        """Build per-partition batches straight from the messages and hand them over.
+
+        Each batch's future is added to ``futures`` as soon as it is handed over, so
+        that an attempt cut short still reads the outcome of those it sent.
+        """
         partitions = self._partitions.get(topic)
         if partitions is None:
             partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
@@ -447,7 +461,6 @@ class KafkaBus:
         if len(placed) > PLACED_KEYS:
             placed.clear()
         builders: dict[int, Any] = {}
-        futures: list[asyncio.Future[Any]] = []
         for key, value, headers in messages:
             partition = placed.get(key)
             if partition is None:
@@ -461,7 +474,6 @@ class KafkaBus:
                 builder.append(key=key, value=value, timestamp=None, headers=headers)
         for partition, builder in builders.items():
             futures.append(await producer.send_batch(builder, topic, partition=partition))
-        return futures
 
     # --- consuming --------------------------------------------------------------
 
@@ -747,6 +759,46 @@ class KafkaBus:
             if not caught_up.done():
                 caught_up.set_result(None)
             await self._stop(consumer)
+
+
+async def _stopped(client: AIOKafkaProducer | AIOKafkaConsumer) -> None:
+    """``client.stop()``, past a cancellation aiokafka 0.14 raises on its own.
+
+    A consumer's fetcher cancels its fetch tasks at stop and awaits them; a task
+    cancelled while it sleeps after a failed fetch (the broker away) re-raises the
+    CancelledError, out of ``stop()``, in a task nobody cancelled. That ended a
+    daemon stopped during an outage with a traceback. Here the rest of the stop is
+    done (the other fetch tasks, the connections) and the stop is complete; a
+    cancellation of the caller's own task is raised as usual.
+    """
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        fetcher = getattr(client, "_fetcher", None)
+        for fetch in list(getattr(fetcher, "_pending_tasks", ())):
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetch
+        connections = getattr(client, "_client", None)
+        if connections is not None:
+            await connections.close()
+        log.info("kafka_consumer_stopped", note="aiokafka raised a stray cancellation; ignored")
+
+
+def _read_later(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a send nobody waits for any more, once it comes."""
+    if future.done():
+        _read(future)
+    else:
+        future.add_done_callback(_read)
+
+
+def _read(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:

@@ -13,6 +13,11 @@ DUPLICATES_SKIPPED = Counter(
     "yieldstream_duplicates_skipped", "Observations already stored (same key)", ["source"]
 )
 REJECTIONS = Counter("yieldstream_rejections", "Records rejected", ["source", "stage"])
+STAGE_FAILURES = Counter(
+    "yieldstream_stage_failures",
+    "Unexpected failures of a pipeline stage (the daemon backs off and goes on)",
+    ["stage"],
+)
 KAFKA_MESSAGES_SENT = Counter(
     "yieldstream_kafka_messages_sent", "Messages acknowledged by Kafka", ["topic"]
 )

@@ -23,8 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections import deque
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Mapping,
+)
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,11 +44,11 @@ import structlog
 
 from ingest._http import SourceConfig
 from sinks.writer import LakeWriter, Stored
-from transforms import Context, Reference
+from transforms import Context, Reference, reject
 from yieldstream import metrics
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
 from yieldstream.contracts import FetchReport, RawRecord, Rejection, record_id
-from yieldstream.errors import BadResponse, YieldstreamError
+from yieldstream.errors import BadResponse, StageFailed, YieldstreamError
 from yieldstream.registry import Source, providers
 from yieldstream.registry import sources as registered_sources
 from yieldstream.transformer import Outcome, RawBatch, Transformer
@@ -53,7 +62,13 @@ ALL_ROLES: Final[frozenset[Role]] = frozenset(("collect", "transform", "sink"))
 TRANSFORMS_IN_FLIGHT = 2
 # Outcomes received while the one before is being stored.
 SINKS_IN_FLIGHT = 2
+# A daemon's stage that failed unforeseen restarts after 1 s, then 2, 4... up to 60 s
+# (back to 1 s once it ran that long without failing).
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
 R = TypeVar("R")
+# What a published batch came to: None once stored, else why it was not.
+Done = asyncio.Future[str | None]
 
 
 @dataclass(slots=True)
@@ -147,10 +162,12 @@ class Pipeline:
         self.archives = writer is not None and not bus.durable
         self.stats = RunStats(sources={name: SourceStats() for name in sources})
         self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
-        self._done: dict[str, asyncio.Future[None]] = {}
+        self._done: dict[str, Done] = {}
         self._first_cycle = {name: asyncio.Event() for name in sources}
         self._ctx = Context()
         self._stop = asyncio.Event()
+        self._once = False
+        self._failures: dict[str, int] = {}  # batches failed in a row, by worker
 
     async def _on_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -174,72 +191,152 @@ class Pipeline:
         past it, what is archived but not stored is finished at the next start.
         """
         self._stop = stop
+        self._once = once
+        try:
+            await self._run(once=once, stop=stop, shutdown_timeout=shutdown_timeout)
+        finally:
+            self._db.shutdown(wait=True)
+            self.transformer.close()
+        return self.stats
+
+    async def _run(self, *, once: bool, stop: asyncio.Event, shutdown_timeout: float) -> None:
+        """The stages as tasks that end together: a failure (``StageFailed``, the only
+        error a stage lets out, and only with ``once``) cancels the others and is raised;
+        a stop drains them."""
         if self.writer is not None:
-            stored = await self._on_store(self._writer.reference, providers(self.sources))
+            try:
+                stored = await self._on_store(self._writer.reference, providers(self.sources))
+            except Exception as exc:
+                raise self._failed("store", exc) from exc
             self._ctx = self._ctx.merged(stored)
         workers = []
         if "transform" in self.roles:
             workers.append(asyncio.create_task(self._transformer(), name="transformer"))
         if "sink" in self.roles:
             workers.append(asyncio.create_task(self._sink(), name="sink"))
-        if self.archives:
-            await self._recover()
-        pollers = []
-        if "collect" in self.roles:
-            pollers = [
-                asyncio.create_task(self._poll(name, once=once), name=f"poll:{name}")
-                for name in self.sources
-            ]
-        stopper = asyncio.create_task(stop.wait())
-        polling = asyncio.gather(*pollers)
-        waiters: list[asyncio.Future[Any]] = [stopper, *workers]
-        if pollers:
-            waiters.append(polling)
+        pollers: list[asyncio.Task[None]] = []
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for worker in workers:
-                if worker.done():  # a store failure: stop and report it
-                    worker.result()
-        finally:
+            if self.archives:
+                await self._recover()
+            if "collect" in self.roles:
+                pollers = [
+                    asyncio.create_task(self._poll(name, once=once), name=f"poll:{name}")
+                    for name in self.sources
+                ]
+            await _first_done(stop, workers, pollers)
+        except BaseException:  # a stage failed (with once), or this run was cancelled
             stop.set()
-            stopper.cancel()
-            deadline = asyncio.get_running_loop().time() + shutdown_timeout
-            log.info("pipeline_draining")
-            # Cycles publishing a response finish it; those waiting upstream give up.
-            if pollers:
-                await asyncio.wait(pollers, timeout=shutdown_timeout / 2)
-            for task in pollers:
-                task.cancel()
-            await asyncio.gather(polling, return_exceptions=True)
+            await self._abort([*pollers, *workers])
+            raise
+        stop.set()
+        await self._drain(workers, pollers, shutdown_timeout)
+
+    async def _drain(
+        self, workers: list[asyncio.Task[None]], pollers: list[asyncio.Task[None]], within_s: float
+    ) -> None:
+        """Stop collecting, then let the queued batches through, within ``within_s``."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        log.info("pipeline_draining")
+        # Cycles publishing a response finish it; those waiting upstream give up.
+        if pollers:
+            await asyncio.wait(pollers, timeout=within_s / 2)
+        for task in pollers:
+            task.cancel()
+        ended = await asyncio.gather(*pollers, return_exceptions=True)
+        try:
+            for outcome in ended:
+                if isinstance(outcome, StageFailed):
+                    raise outcome
+            async with asyncio.timeout_at(deadline):
+                await self.bus.close(RAW)
+                if "transform" not in self.roles:  # else the transformer closes it
+                    await self.bus.close(OBSERVATIONS)
+                await asyncio.gather(*workers)
+        except TimeoutError:
+            log.warning("drain_timeout", note="unfinished batches finish at next start")
+            await self._abort(workers)
+        except StageFailed:
+            await self._abort(workers)
+            raise
+
+    async def _abort(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Cancel ``tasks`` and wait for them; archived batches finish at the next start."""
+        if self.writer is not None:
+            self.writer.interrupt()  # a query, or a wait for disk space
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _failed(self, stage: str, exc: Exception, **fields: Any) -> StageFailed:
+        """Log and count an unforeseen failure of ``stage``: one line, where it came from."""
+        failed = exc if isinstance(exc, StageFailed) else StageFailed(stage, exc)
+        origin = exc.__cause__ if isinstance(exc, StageFailed) else exc
+        metrics.STAGE_FAILURES.labels(failed.stage).inc()
+        log.error(
+            "stage_failed", stage=failed.stage, error=str(failed), at=_where(origin), **fields
+        )
+        return failed
+
+    async def _supervised(self, stage: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a stage; with ``once`` an unforeseen failure ends the run (raised).
+
+        A daemon's stage that fails as a whole (over Kafka, a batch's failure too: its
+        offsets must not be committed) is logged, counted and started again after a
+        back-off, while the other stages and sources go on; the batches it held are
+        not stored now (their cycles hear why; Kafka delivers them again), and what
+        was archived of them is stored at the next start. Stopping, a failure ends
+        the stage for good.
+        """
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            began = loop.time()
             try:
-                async with asyncio.timeout_at(deadline):
-                    await self.bus.close(RAW)
-                    if "transform" not in self.roles:  # else the transformer closes it
-                        await self.bus.close(OBSERVATIONS)
-                    await asyncio.gather(*workers)
-            except TimeoutError:
-                log.warning("drain_timeout", note="unfinished batches finish at next start")
-                if self.writer is not None:
-                    self.writer.con.interrupt()
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-            self._db.shutdown(wait=True)
-            self.transformer.close()
-        return self.stats
+                await work()
+            except Exception as exc:
+                if self._once:
+                    raise self._failed(stage, exc) from exc
+                if self._stop.is_set():
+                    self._failed(stage, exc, note="stopping: not restarted")
+                    return
+                failures = 1 if loop.time() - began >= BACKOFF_MAX_S else failures + 1
+                delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (failures - 1))
+                self._failed(stage, exc, backoff_s=delay, failures=failures, note="restarting")
+            else:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _skipping(self, worker: str) -> Callable[[Message, Exception], Awaitable[None]] | None:
+        """How ``worker`` goes on past a failed batch: only in an embedded daemon."""
+        if self._once or self.bus.durable:
+            return None
+
+        async def skip(message: Message, exc: Exception) -> None:
+            self._failures[worker] = failures = self._failures.get(worker, 0) + 1
+            delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (failures - 1))
+            failed = self._failed(worker, exc, backoff_s=delay, failures=failures)
+            self._dropped(message, failed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+
+        return skip
 
     async def _recover(self) -> None:
-        pending = await self._on_store(self._writer.pending)
-        for batch_id in pending:
-            records = await self._on_store(self._writer.load_raw, batch_id)
-            if records:
-                log.info("batch_recovered", batch_id=batch_id, records=len(records))
-                await self._publish_raw(RawBatch(batch_id, records[0].source, records, True))
+        try:
+            pending = await self._on_store(self._writer.pending)
+            for batch_id in pending:
+                records = await self._on_store(self._writer.load_raw, batch_id)
+                if records:
+                    log.info("batch_recovered", batch_id=batch_id, records=len(records))
+                    await self._publish_raw(RawBatch(batch_id, records[0].source, records, True))
+        except Exception as exc:
+            raise self._failed("store", exc) from exc
 
-    async def _publish_raw(self, batch: RawBatch) -> asyncio.Future[None]:
+    async def _publish_raw(self, batch: RawBatch) -> Done:
         return await self._publish(RAW, batch.source, batch.batch_id, batch)
 
-    async def _publish(self, topic: str, key: str, token: str, value: Any) -> asyncio.Future[None]:
+    async def _publish(self, topic: str, key: str, token: str, value: Any) -> Done:
         """Publish; the future is done once the value is stored (or, on a durable bus,
         once the bus acknowledged it: the sink may be another process)."""
         done = asyncio.get_running_loop().create_future()
@@ -261,6 +358,10 @@ class Pipeline:
         while not self._stop.is_set():
             try:
                 await self._cycle(source)
+            except Exception as exc:  # not the collector's (a failed fetch): the cycle's
+                failed = self._failed("collect", exc, source=name)
+                if once:
+                    raise failed from exc
             finally:
                 self._first_cycle[name].set()
             if once:
@@ -271,8 +372,9 @@ class Pipeline:
     async def _cycle(self, source: Source) -> None:
         run_id = uuid.uuid4().hex
         started = datetime.now(UTC)
-        pending: list[asyncio.Future[None]] = []
+        pending: list[Done] = []
         batch: list[RawRecord] = []
+        problems: list[Rejection] = []  # items unusable as they are (RawRecord.problem)
         count = 0
         error: str | None = None
         with structlog.contextvars.bound_contextvars(source=source.name, run_id=run_id):
@@ -281,8 +383,11 @@ class Pipeline:
                 async for record in source.collect(
                     self.clients[source.name], self.configs[source.name], run_id
                 ):
-                    batch.append(record)
                     count += 1
+                    if record.problem is not None:  # a rejection as it is, never archived
+                        problems.append(reject(record, "decode", record.problem))
+                        continue
+                    batch.append(record)
                     if len(batch) >= self.batch_size:
                         pending.append(await self._publish_raw(self._raw_batch(source, batch)))
                         batch = []
@@ -304,12 +409,22 @@ class Pipeline:
                 )
             if batch:
                 pending.append(await self._publish_raw(self._raw_batch(source, batch)))
+            if problems:
+                rejected = Outcome(None, source.name, 0, rejections=problems, run_id=run_id)
+                pending.append(await self._publish_outcome(rejected))
             metrics.FETCHES.labels(source.name, "failed" if error else "ok").inc()
             metrics.RECORDS_FETCHED.labels(source.name).inc(count)
             self.stats.fetch_done(source.name, count, error)
             report = FetchReport(source.name, run_id, started, error is None, count, error)
             pending.append(await self._publish_outcome(report))
-            await asyncio.gather(*pending)
+            unstored = [reason for reason in await asyncio.gather(*pending) if reason]
+            if unstored:
+                log.warning(
+                    "batches_not_stored",
+                    batches=len(unstored),
+                    reason=unstored[0],
+                    note="what was archived is stored at the next start",
+                )
             log.info("fetch_finished", records=count, ok=error is None)
 
     @staticmethod
@@ -330,7 +445,7 @@ class Pipeline:
         )
         return Outcome(None, source, 0, rejections=[rejection], run_id=run_id)
 
-    async def _publish_outcome(self, value: Outcome | FetchReport) -> asyncio.Future[None]:
+    async def _publish_outcome(self, value: Outcome | FetchReport) -> Done:
         return await self._publish(OBSERVATIONS, value.source, value.token, value)
 
     # --- transform and sink ----------------------------------------------------
@@ -341,15 +456,18 @@ class Pipeline:
         While one batch's outcome waits for its archive to commit, the next is
         already being transformed, so the transform worker does not sit idle.
         """
-        try:
-            await _in_order(
+        await self._supervised(
+            "transform",
+            lambda: _in_order(
                 self.bus.subscribe(RAW),
                 lambda message: self._prepare(message.value),
                 self._publish_prepared,
                 TRANSFORMS_IN_FLIGHT,
-            )
-        finally:
-            await self.bus.close(OBSERVATIONS)
+                self._dropped,
+                self._skipping("transform"),
+            ),
+        )
+        await self.bus.close(OBSERVATIONS)
 
     async def _prepare(self, batch: RawBatch) -> Outcome:
         """Archive and transform one raw batch; the outcome is returned once archived.
@@ -378,9 +496,14 @@ class Pipeline:
                     # The workers' shared data is the newest (it holds what this one learned).
                     self._ctx = self._ctx.merged(shared)
                 return await self.transformer.run(batch, source, self._ctx)
+            except Exception as exc:
+                raise StageFailed("transform", exc) from exc
             finally:
                 if archiving is not None:
-                    await archiving  # raises if the archive failed: nothing is published
+                    try:
+                        await archiving  # raises if the archive failed: nothing is published
+                    except Exception as exc:
+                        raise StageFailed("archive", exc) from exc
 
     @staticmethod
     def _unprocessable(batch: RawBatch, source: Source | None) -> Outcome:
@@ -415,6 +538,7 @@ class Pipeline:
     async def _publish_prepared(self, message: Message, outcome: Outcome) -> None:
         await self.bus.publish(OBSERVATIONS, outcome.source, outcome)
         await self.bus.commit(message)
+        self._failures["transform"] = 0
         if self.bus.durable:  # else batch_stored follows at once
             log.info(
                 "batch_transformed",
@@ -427,22 +551,37 @@ class Pipeline:
     async def _sink(self) -> None:
         """Store what arrives, in order; the next message is received and decoded while
         the previous one is being stored (the store thread releases the GIL)."""
-        await _in_order(
-            self.bus.subscribe(OBSERVATIONS),
-            lambda message: self._sink_one(message.value),
-            self._stored,
-            SINKS_IN_FLIGHT,
+        await self._supervised(
+            "store",
+            lambda: _in_order(
+                self.bus.subscribe(OBSERVATIONS),
+                lambda message: self._sink_one(message.value),
+                self._stored,
+                SINKS_IN_FLIGHT,
+                self._dropped,
+                self._skipping("store"),
+            ),
         )
 
     async def _stored(self, message: Message, _: None) -> None:
         self._resolve(message.value.token)
         await self.bus.commit(message)
+        self._failures["store"] = 0
+
+    def _dropped(self, message: Message, error: BaseException | None) -> None:
+        """A message a failed stage took and did not finish: its cycle hears why."""
+        value = message.value
+        token = value.batch_id if isinstance(value, RawBatch) else value.token
+        self._resolve(token, str(error) if error is not None else "stopped before it was stored")
 
     async def _sink_one(self, value: Outcome | FetchReport) -> None:
-        if isinstance(value, FetchReport):
-            await self._on_store(self._writer.record_fetch, value)
-        else:
-            await self._store(value)
+        try:
+            if isinstance(value, FetchReport):
+                await self._on_store(self._writer.record_fetch, value)
+            else:
+                await self._store(value)
+        except Exception as exc:
+            raise StageFailed("store", exc) from exc
 
     async def _store(self, outcome: Outcome) -> None:
         with structlog.contextvars.bound_contextvars(
@@ -489,10 +628,10 @@ class Pipeline:
             self._ctx = self._ctx.learned(provider, learned)
             await self.bus.share_reference(provider, learned)
 
-    def _resolve(self, key: str) -> None:
+    def _resolve(self, key: str, failure: str | None = None) -> None:
         future = self._done.pop(key, None)
         if future is not None and not future.done():
-            future.set_result(None)
+            future.set_result(failure)
 
 
 async def _in_order(
@@ -500,39 +639,88 @@ async def _in_order(
     start: Callable[[Message], Coroutine[Any, Any, R]],
     finish: Callable[[Message, R], Awaitable[None]],
     in_flight: int,
+    dropped: Callable[[Message, BaseException | None], None],
+    skip: Callable[[Message, Exception], Awaitable[None]] | None = None,
 ) -> None:
     """``start`` each message as it arrives, ``finish`` them in arrival order.
 
-    Up to ``in_flight`` messages are started and not finished; a failure in either
-    step ends the whole stage with that error (nothing after it is finished, so
-    nothing after it is committed).
+    Up to ``in_flight`` messages are started and not finished. Reading and finishing
+    are two tasks of one group: a failure in either (or in a start) ends the whole
+    stage at once with that error, and nothing after it is finished, so nothing after
+    it is committed; unless ``skip`` is given, which is handed a message whose start
+    or finish failed, and the next ones go on. Every message taken and not finished
+    when the stage ends is handed to ``dropped`` with the error (None if cancelled).
     """
     started: asyncio.Queue[tuple[Message, asyncio.Task[R]] | None] = asyncio.Queue(in_flight - 1)
+    unfinished: deque[tuple[Message, asyncio.Task[R]]] = deque()
+
+    async def read() -> None:
+        try:
+            async for message in messages:
+                item = (message, asyncio.create_task(start(message)))
+                unfinished.append(item)
+                await started.put(item)
+            await started.put(None)
+        finally:
+            if isinstance(messages, AsyncGenerator):  # its consumer stops now, not at GC
+                await messages.aclose()
 
     async def finisher() -> None:
         while (item := await started.get()) is not None:
             message, task = item
-            await finish(message, await task)
+            try:
+                await finish(message, await task)
+            except Exception as exc:
+                if skip is None:
+                    raise
+                await skip(message, exc)
+            unfinished.popleft()
 
-    finishing = asyncio.create_task(finisher())
-
-    async def put(item: tuple[Message, asyncio.Task[R]] | None) -> None:
-        putting = asyncio.ensure_future(started.put(item))
-        await asyncio.wait({putting, finishing}, return_when=asyncio.FIRST_COMPLETED)
-        if not putting.done():  # the finisher failed: raise its error
-            putting.cancel()
-            if item is not None:
-                item[1].cancel()
-            finishing.result()
-
+    error: BaseException | None = None
     try:
-        async for message in messages:
-            await put((message, asyncio.create_task(start(message))))
-        await put(None)
-        await finishing
+        async with asyncio.TaskGroup() as group:
+            group.create_task(read())
+            group.create_task(finisher())
+    except BaseExceptionGroup as failed:
+        error = failed.exceptions[0]
+        raise error from error.__cause__  # its own cause kept
     finally:
-        finishing.cancel()
-        while not started.empty():
-            item = started.get_nowait()
-            if item is not None:
-                item[1].cancel()
+        for message, task in unfinished:
+            # Its error is the one raised, or came after it: read, whenever it comes.
+            task.add_done_callback(_read_outcome)
+            task.cancel()
+            dropped(message, error)
+
+
+async def _first_done(
+    stop: asyncio.Event, workers: list[asyncio.Task[None]], pollers: list[asyncio.Task[None]]
+) -> None:
+    """Wait for ``stop``, a worker's end, or every poller's; raise what a task raised."""
+    stopper = asyncio.create_task(stop.wait())
+    polling = asyncio.gather(*pollers)
+    polling.add_done_callback(_read_outcome)  # whatever ends it, and whenever
+    waiters: list[asyncio.Future[Any]] = [stopper, *workers]
+    if pollers:
+        waiters.append(polling)
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    ended: list[asyncio.Future[Any]] = [*workers, polling]
+    for task in ended:
+        if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+            raise error if isinstance(error, StageFailed) else StageFailed("pipeline", error)
+
+
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _where(exc: BaseException | None) -> str | None:
+    """``file:line in function`` where ``exc`` was raised: a bug's place in one line."""
+    frames = traceback.extract_tb(exc.__traceback__) if exc is not None else []
+    if not frames:
+        return None
+    frame = frames[-1]
+    return f"{frame.filename}:{frame.lineno} in {frame.name}"
