@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -122,17 +122,22 @@ def yieldstream_exe() -> str:
     return str(Path(sys.executable).with_name("yieldstream"))
 
 
-@contextmanager
 def daemon(
     env: dict[str, str], log: Path, *args: str, command: str = "run"
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``yieldstream COMMAND ARGS`` in its own process, logging (JSON lines) to ``log``.
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``yieldstream COMMAND ARGS`` in its own process, logging (JSON lines) to ``log``."""
+    return process([yieldstream_exe(), command, *args], env, log)
 
-    Killed on the way out if the test left it running.
+
+@contextmanager
+def process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` in its own process, its stderr appended to ``log``.
+
+    Killed on the way out if the caller left it running.
     """
     with log.open("ab") as sink:
         proc = subprocess.Popen(
-            [yieldstream_exe(), command, *args],
+            argv,
             env=env,
             cwd=log.parent,  # no yieldstream.toml of the checkout gets read
             stdin=subprocess.DEVNULL,
