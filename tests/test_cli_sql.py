@@ -16,6 +16,7 @@ import pytest
 from sinks.lake import Store
 from sinks.writer import LakeWriter
 from tests.sinks import lido_observations, yieldstream_exe
+from tests.sinks import sql_cmd as sql
 
 MOMENT = datetime(2026, 3, 12, 12, tzinfo=UTC)
 LONG_ID = "747c1d2a-c668-4682-b9f9-296708a3dd90:ethereum:0x" + "ab" * 20
@@ -31,16 +32,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         writer.close()
     return data_dir
-
-
-def sql(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [yieldstream_exe(), "-d", str(store), "sql", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_the_table_shows_the_limit_and_says_how_many_rows_were_left_out(store: Path) -> None:

@@ -122,6 +122,18 @@ def yieldstream_exe() -> str:
     return str(Path(sys.executable).with_name("yieldstream"))
 
 
+def sql_cmd(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``yieldstream -d DATA_DIR sql ARGS``, run beside the store, its output captured."""
+    return subprocess.run(
+        [yieldstream_exe(), "-d", str(data_dir), "sql", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=data_dir.parent,
+    )
+
+
 def daemon(
     env: dict[str, str], log: Path, *args: str, command: str = "run"
 ) -> AbstractContextManager[subprocess.Popen[bytes]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import yieldstream
 from sinks.lake import Store
 from sinks.writer import LakeWriter
-from tests.sinks import lido_observations, yieldstream_exe
+from tests.sinks import lido_observations, sql_cmd
 
 MOMENT = datetime(2026, 3, 12, 12, tzinfo=UTC)
 ROWS = 10
@@ -121,17 +120,6 @@ def assert_intact(data_dir: Path, before: set[Path]) -> None:
     finally:
         con.close()
     assert files(data_dir.parent) == before
-
-
-def sql_cmd(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [yieldstream_exe(), "-d", str(data_dir), "sql", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=data_dir.parent,
-    )
 
 
 @pytest.mark.parametrize(("query", "open_to_python"), ESCAPES)
