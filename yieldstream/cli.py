@@ -19,18 +19,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ingest._history import history_records
-from ingest._http import parse_json
 from sinks.lake import Store, damaged, open_reader, store_failure
 from sinks.readonly import statements
 from sinks.space import disk_full, full_message
 from transforms import Context, apply
-from yieldstream import __version__, logs
+from yieldstream import __version__, logs, saved
 from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
 from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
 from yieldstream.backfill import backfill as run_backfill
-from yieldstream.contracts import RawRecord, Rejection
+from yieldstream.contracts import Rejection
 from yieldstream.errors import BadResponse, ConfigError, StageFailed
 from yieldstream.pipeline import ALL_ROLES, Role, RunStats, SourceStats
 from yieldstream.registry import Source
@@ -373,7 +371,7 @@ def parse(
         typer.Option(
             "--reference",
             help="A saved response of a source whose reference data the transform reads "
-            f"(repeatable; {READS})",
+            f"(repeatable; {saved.READS})",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -408,17 +406,17 @@ def parse(
     """
     _settings(ctx)
     src = get_source(source)
-    ctx_data = Context()
-    for path in reference or ():
-        ctx_data = ctx_data.learned(*_reference(src, path))
     if listing is not None and pool is None:
         raise _fail("--listing goes with --pool: it lists the pool whose history FILE is")
-    try:
+    ctx_data = Context()
+    try:  # a file that is not what it should be: exit 1; a wrong option: ConfigError, 2
+        for path in reference or ():
+            ctx_data = ctx_data.learned(*saved.reference(src, path))
         if pool is None:
-            records = _records(src, file)
+            records = saved.records(src, file)
         else:
-            records = _history_records(src, file, pool)
-            ctx_data = Context(ctx_data.reference, _listing(src, pool, listing))
+            records = saved.history_records(src, file, pool)
+            ctx_data = Context(ctx_data.reference, saved.listing(src, pool, listing))
     except BadResponse as exc:
         raise _fail(str(exc), 1) from None
     if not reference:
@@ -449,127 +447,29 @@ def parse(
     )
 
 
-def _history_records(src: Source, file: Path, entity: str) -> list[RawRecord]:
-    """The records of a saved history response of ``entity``, as backfill makes them."""
-    if src.history is None:
-        raise _fail(f"--pool: {src.name} has no history endpoint (these have: {WITH_HISTORY})")
-    body, lenient = _parse_file(file)
-    return list(
-        history_records(
-            src.history.points(body, entity, str(file), b""),
-            source=src.name,
-            endpoint=src.history.endpoint(entity),
-            fetched_at=datetime.now(UTC),
-            run_id="parse",
-            lenient=lenient,
-        )
-    )
-
-
-def _listing(src: Source, entity: str, listing: Path | None) -> dict[str, bytes]:
-    """``entity``'s item of a saved snapshot, which its history points need."""
-    assert src.history is not None  # _history_records checked
-    if src.history.entities:  # a fixed series (Lido's): its points need no listing
-        return {}
-    path = src.endpoints[0].path
-    if listing is None:
-        raise _fail(
-            f"--pool needs --listing: a saved {path} response that lists {entity} "
-            "(a history point holds only figures and a time)"
-        )
-    try:
-        items = {r.native_id: r.payload for r in _records(src, listing)}
-    except BadResponse as exc:
-        raise _fail(f"--listing: {exc}", 1) from None
-    if entity not in items:
-        raise _fail(f"--listing: {listing} does not list {entity} ({len(items)} items)", 1)
-    return {entity: items[entity]}
-
-
 def _warn_without_reference(src: Source) -> None:
     """One line when ``src``'s transform reads other sources' reference data (AFTER).
 
     The reference data that sources provide classifies (DefiLlama's categories):
     without it a pool's strategy is a guess from its own fields.
     """
-    providers = [p for p in (get_source(name) for name in src.after) if p.reference]
+    providers = saved.providers_of(src)
     if not providers:
         return
-    saved = " or ".join(f"{p.endpoints[0].path} ({p.name})" for p in providers)
+    responses = " or ".join(f"{p.endpoints[0].path} ({p.name})" for p in providers)
     err.print(
         "warning: no --reference given: strategies are guessed from each pool's own "
-        f"fields (strategy_guessed = true); pass a saved {saved} response",
+        f"fields (strategy_guessed = true); pass a saved {responses} response",
         markup=False,
         highlight=False,
         soft_wrap=True,
     )
 
 
-def _parse_file(file: Path) -> tuple[Any, bool]:
-    try:
-        return parse_json(file.read_bytes(), "application/json", str(file))
-    except BadResponse as exc:
-        raise _fail(str(exc), 1) from None
-
-
-def _records(src: Source, file: Path) -> list[RawRecord]:
-    """The records of a saved response of ``src``, split as the daemon splits it."""
-    body, lenient = _parse_file(file)
-    problems = []
-    # Most specific shape first: a /apr/sma body also has the object /apr/last expects.
-    for endpoint in sorted(src.endpoints, key=lambda e: -len(e.items_at)):
-        try:
-            return list(
-                endpoint.records(
-                    body,
-                    source=src.name,
-                    fetched_at=datetime.now(UTC),
-                    run_id="parse",
-                    lenient=lenient,
-                    url=str(file),
-                )
-            )
-        except BadResponse as exc:
-            problems.append(str(exc))
-    raise BadResponse(f"{file} is not a {src.name} response: {'; '.join(problems)}", url=str(file))
-
-
-def _reference(src: Source, file: Path) -> tuple[str, dict[str, str]]:
-    """The reference data a saved response of one of ``src``'s providers gives."""
-    providers = [p for p in (get_source(name) for name in src.after) if p.reference]
-    problems = []
-    for provider in providers:
-        assert provider.reference is not None  # filtered above
-        try:
-            records = _records(provider, file)
-        except BadResponse as exc:
-            problems.append(str(exc))
-            continue
-        return provider.name, provider.reference(r.payload for r in records)
-    if not providers:
-        raise _fail(f"--reference: {src.name} reads no other source's reference data")
-    raise _fail(f"--reference: {'; '.join(problems)}", 1)
-
-
-# What --reference takes, per source that reads reference data, for parse's --help.
-READS = (
-    "; ".join(
-        f"{name}: a saved {', '.join(src.after)} response"
-        for name, src in all_sources().items()
-        if src.after
-    )
-    or "no source reads any"
-)
-
-
-# The sources that have a history endpoint, for backfill's --help.
-WITH_HISTORY = ", ".join(name for name, src in all_sources().items() if src.history)
-
-
 @app.command()
 def backfill(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help=f"One of: {WITH_HISTORY}")],
+    source: Annotated[str, typer.Argument(help=f"One of: {saved.WITH_HISTORY}")],
     since: Annotated[
         datetime | None,
         typer.Option(
