@@ -600,7 +600,7 @@ def open_reader(store: Store, read: Sequence[Path] = ()) -> duckdb.DuckDBPyConne
     # another host the shared volume may be mounted elsewhere (queries failed with
     # "Cannot open file"). The data directory given wins when it holds the files.
     # Absolute: the lockdown allows reading under this path, matched as a prefix.
-    data_path = store.data_dir.absolute() / "lake"
+    data_path = store.lake.absolute()
     options = ""
     if data_path.is_dir():
         options = f"DATA_PATH {_sql_string(f'{data_path}/')}, OVERRIDE_DATA_PATH true"

@@ -210,7 +210,7 @@ class LakeWriter:
         self._store = store
         self.compact_every = compact_every
         self._commits = 0
-        self.table_dir = store.data_dir / "lake" / "main"
+        self.table_dir = store.lake / "main"
 
     def close(self) -> None:
         self.con.close()
