@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ingest._http import SourceConfig, fetch_json
+from ingest._http import Check, Request, SourceConfig, fetch_json
 from ingest._items import Items
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import UnsafeId
@@ -67,6 +67,13 @@ class History:
     points: Points
     # Entities when the source's snapshot does not name them (one fixed series).
     entities: tuple[str, ...] = ()
+    # The query of the first request for a window (``start``/``end``, ``limit``).
+    query: Callable[[Window], dict[str, str]] | None = None
+    # The query of the next page, from the points of the last one and its query, or
+    # None when the history is complete; at most ``max_pages`` requests an entity.
+    next_query: Callable[[list[Point], dict[str, str], Window], dict[str, str] | None] | None = None
+    max_pages: int = 1
+    check: Check | None = None  # see ingest._http.Check
 
     def endpoint(self, entity: str) -> str:
         """The endpoint records of ``entity`` name (the entity as it is, unescaped)."""
@@ -97,20 +104,40 @@ async def fetch_history(
     run_id: str,
     window: Window,
 ) -> list[RawRecord]:
-    """Fetch one entity's history (retrying 429/5xx) and make its records in ``window``."""
-    fetched = await fetch_json(client, f"{cfg.base_url}{history.url_path(entity)}", cfg)
-    points = history.points(fetched.body, entity, fetched.url, fetched.head)
-    return list(
-        history_records(
-            points,
-            source=source,
-            endpoint=history.endpoint(entity),
-            fetched_at=fetched.fetched_at,
-            run_id=run_id,
-            lenient=fetched.lenient,
-            window=window,
+    """Fetch one entity's history (retrying 429/5xx) and make its records in ``window``.
+
+    A paged history (``next_query``) is fetched page after page, at most
+    ``max_pages``; a point repeated on two pages is kept once.
+    """
+    url = f"{cfg.base_url}{history.url_path(entity)}"
+    query = history.query(window) if history.query else {}
+    records: list[RawRecord] = []
+    seen: set[str] = set()
+    for _ in range(history.max_pages):
+        request = Request(tuple(query.items()), check=history.check)
+        fetched = await fetch_json(client, url, cfg, request=request)
+        points = [
+            p
+            for p in history.points(fetched.body, entity, fetched.url, fetched.head)
+            if p.native_id not in seen
+        ]
+        seen.update(p.native_id for p in points)
+        records.extend(
+            history_records(
+                points,
+                source=source,
+                endpoint=history.endpoint(entity),
+                fetched_at=fetched.fetched_at,
+                run_id=run_id,
+                lenient=fetched.lenient,
+                window=window,
+            )
         )
-    )
+        following = history.next_query(points, query, window) if history.next_query else None
+        if following is None or not points:
+            break
+        query = following
+    return records
 
 
 def history_records(

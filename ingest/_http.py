@@ -147,14 +147,36 @@ def _backoff_within(budget_s: float) -> Callable[[Exception], bool | float]:
     return backoff
 
 
+# A check of a parsed body (see :func:`fetch_json`): raises when the body says the
+# request failed although its status was 200. Arguments: body, url, head.
+Check = Callable[[Any, str, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to ask for beyond the URL: query parameters, or a POST with a JSON body."""
+
+    params: tuple[tuple[str, str], ...] = ()
+    method: str = "GET"
+    json: Any = None  # the JSON body of a POST (a GraphQL query and its variables)
+    check: Check | None = None
+
+
 async def fetch_json(
     client: httpx.AsyncClient,
     url: str,
     cfg: SourceConfig,
     *,
-    params: dict[str, str] | None = None,
+    request: Request | None = None,
 ) -> Fetched:
-    """GET ``url`` and parse JSON, retrying 429/5xx/timeouts; raise BadResponse otherwise."""
+    """Fetch ``url`` and parse JSON, retrying 429/5xx/timeouts; raise BadResponse otherwise.
+
+    ``request`` adds query parameters, makes it a POST with a JSON body (GraphQL),
+    and names a :data:`Check` of the parsed body: APIs that answer an error with
+    status 200 (``{"code": "50011"}``, ``{"retCode": 10006}``, ``["error", ...]``,
+    GraphQL ``errors``) raise from it; what it raises retriable is retried too.
+    """
+    request = request or Request()
     async for attempt in stamina.retry_context(
         on=_backoff_within(cfg.retry_timeout_s),
         attempts=cfg.attempts,
@@ -164,16 +186,19 @@ async def fetch_json(
         wait_jitter=min(1.0, cfg.wait_initial_s),
     ):
         with attempt:
-            return await _fetch_once(client, url, cfg, params)
+            fetched = await _fetch_once(client, url, cfg, request)
+            if request.check is not None:
+                request.check(fetched.body, fetched.url, fetched.head)
+            return fetched
     raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
 
 async def _fetch_once(
-    client: httpx.AsyncClient, url: str, cfg: SourceConfig, params: dict[str, str] | None
+    client: httpx.AsyncClient, url: str, cfg: SourceConfig, request: Request
 ) -> Fetched:
     try:
         async with asyncio.timeout(cfg.deadline_s):
-            body, content_type = await _get(client, url, cfg, params)
+            body, content_type = await _get(client, url, cfg, request)
     except TimeoutError:
         raise UpstreamUnavailable(
             f"no complete response from {url} within {cfg.deadline_s:g} s"
@@ -194,18 +219,29 @@ async def _fetch_once(
 
 
 async def _get(
-    client: httpx.AsyncClient, url: str, cfg: SourceConfig, params: dict[str, str] | None
+    client: httpx.AsyncClient, url: str, cfg: SourceConfig, request: Request
 ) -> tuple[bytearray, str]:
-    """The decoded body and content type of ``url``, following redirects we may follow."""
+    """The decoded body and content type of ``url``, following redirects we may follow.
+
+    A POST is repeated at the target of a 307/308 redirect only; after a 301-303 the
+    target is fetched with a GET, as browsers and httpx do.
+    """
     target: httpx.URL | str = url
+    method = request.method
     for hop in range(cfg.max_redirects + 1):
-        request = client.build_request(
-            "GET", target, params=None if hop else params, headers=HEADERS
+        sent = client.build_request(
+            method,
+            target,
+            params=None if hop else (request.params or None),
+            json=request.json if method == "POST" else None,
+            headers=HEADERS,
         )
-        resp = await _send(client, request, url)
+        resp = await _send(client, sent, url)
         try:
             if resp.has_redirect_location:
                 target = _redirect_target(url, resp, cfg)
+                if resp.status_code not in (307, 308):
+                    method = "GET"
                 continue
             error = error_for_status(resp.status_code, url, resp.headers.get("Retry-After"))
             if error is not None:

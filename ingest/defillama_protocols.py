@@ -25,10 +25,12 @@ from ingest._http import Seconds, SourceConfig
 from ingest._records import Endpoint, collect_endpoints
 from transforms.defillama_protocols import TOTAL
 from transforms.units import unix_time
-from yieldstream.contracts import RawRecord
+from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse
 
 SOURCE = "defillama-protocols"
+# What its products are (the strategy of each pool, from its category).
+OFFERS = tuple((strategy, Venue.DEFI) for strategy in Strategy)
 ENDPOINTS = (Endpoint("/protocols", id_key="slug"),)
 # chainTvls series outside the default TVL, alone or as a chain's suffix (lowercase).
 EXTRA_SERIES: Final = frozenset(

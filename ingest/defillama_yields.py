@@ -18,9 +18,11 @@ from ingest._history import History, Point, points_of
 from ingest._http import Seconds, SourceConfig
 from ingest._records import Endpoint, collect_endpoints
 from transforms.units import iso_time
-from yieldstream.contracts import RawRecord
+from yieldstream.contracts import RawRecord, Strategy, Venue
 
 SOURCE = "defillama-yields"
+# What its products are (the strategy of each pool, from its category).
+OFFERS = tuple((strategy, Venue.DEFI) for strategy in Strategy)
 ENDPOINTS = (Endpoint("/pools", items_at=("data",), id_key="pool"),)
 # Pools are classified by their protocol's category: fetch /protocols first.
 AFTER = ("defillama-protocols",)

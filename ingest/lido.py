@@ -17,9 +17,10 @@ from ingest._history import History, Point, points_of
 from ingest._http import Seconds, SourceConfig
 from ingest._records import Endpoint, collect_endpoints
 from transforms.units import unix_time
-from yieldstream.contracts import RawRecord
+from yieldstream.contracts import RawRecord, Strategy, Venue
 
 SOURCE = "lido"
+OFFERS = ((Strategy.STAKING, Venue.DEFI),)
 ENDPOINTS = (
     Endpoint("/v1/protocol/steth/apr/last", items_at=("data",), id_key="timeUnix", single=True),
     Endpoint("/v1/protocol/steth/apr/sma", items_at=("data", "aprs"), id_key="timeUnix"),

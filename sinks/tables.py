@@ -38,6 +38,11 @@ OBS_SCHEMA = pa.schema(
         ("level", pa.string()),
         ("product_id", pa.string()),
         ("strategy_guessed", pa.bool_()),
+        ("apy_gross_pct", pa.float64()),
+        ("apy_borrow_pct", pa.float64()),
+        ("utilization_pct", pa.float64()),
+        ("tvl_tokens", pa.float64()),
+        ("tvl_token", pa.string()),
     ]
 )
 OBS_FIELDS = tuple(OBS_SCHEMA.names)

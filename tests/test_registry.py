@@ -204,6 +204,9 @@ def test_recorded_responses_parse_without_rejection(name: str, fixture: Path) ->
     assert len(observations) >= 1
     assert {o.source for o in observations} == {name}
     assert all(o.observed_at.utcoffset() is not None for o in observations)
+    # Each product names the strategy and venue its source says it offers.
+    assert src.offers
+    assert {(o.strategy, o.venue) for o in observations} <= set(src.offers)
 
 
 # --- collect, through httpx.MockTransport, at the real URLs -----------------------
@@ -249,10 +252,15 @@ async def test_collect_fetches_the_real_paths_and_yields_transformable_records(
             records = [r async for r in src.collect(client, cfg, "run-contract")]
 
         assert sorted(r.url.path for r in requests) == sorted(e.path for e in src.endpoints)
+        methods = {e.path: e.method for e in src.endpoints}
         assert all(
-            (r.url.scheme, r.url.host) == (base.scheme, base.host) and r.method == "GET"
+            (r.url.scheme, r.url.host) == (base.scheme, base.host)
+            and r.method == methods[r.url.path]
             for r in requests
         )
+        for r in requests:
+            endpoint = next(e for e in src.endpoints if e.path == r.url.path)
+            assert sorted(r.url.params.multi_items()) == sorted(endpoint.params)
         expected = sum(
             len(e.items(orjson.loads(served[e.path].read_bytes()), e.path)) for e in src.endpoints
         )
@@ -264,7 +272,7 @@ async def test_collect_fetches_the_real_paths_and_yields_transformable_records(
             assert record.kind == "snapshot"
             assert record.native_id
             assert record.fetched_at.utcoffset() is not None
-            assert isinstance(orjson.loads(record.payload), dict)
+            assert isinstance(orjson.loads(record.payload), dict | list)
             result = apply(src.transform, record, Context())
             assert not isinstance(result, Rejection), f"{record.native_id}: {result.reason}"
             assert result

@@ -1,12 +1,41 @@
-"""Unit handling: the one place where rates change units."""
+"""Unit handling: the one place where rates, amounts and times change units.
+
+Every figure a source publishes passes through one of these before it is stored,
+so a fraction read as a percent (100x) or a per-day rate read as an annual one
+(365x) can only be wrong here, where it is tested (``tests/transforms/test_units*``).
+
+Rates
+    ``*_pct`` is percent (3.1 means 3.1 %); a *fraction* is 0.031 for the same.
+    An **APR** is a nominal annual rate (the per-period rate times the periods in
+    a year); an **APY** compounds it: ``APY = (1 + APR / n) ** n - 1`` with ``n``
+    periods a year. Each source says which ``n`` its venue pays with.
+Amounts
+    Base units (lamports, wei, 1e18-scaled decimals, RAY) are integers, often
+    beyond 2**53, where a float is no longer exact: they are read as ``int`` or
+    digit strings and scaled as :class:`~decimal.Decimal`, never through a float.
+Times
+    Seconds, milliseconds (a number or a digit string), ISO-8601 with a zone, and
+    ``"YYYYMMDDHHmm"`` strings, all read as UTC; anything else is None, so that
+    the transform rejects the record with the reason.
+"""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
-from typing import Any
+import re
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any, Final
 
-DAILY = 365
+DAILY: Final = 365  # compounding once a day (stETH rebases, exchange interest paid daily)
+HOURLY: Final = 8760  # once an hour (365 x 24)
+
+LAMPORTS_PER_SOL: Final = 9  # decimals: 1 SOL = 10**9 lamports
+WEI_PER_ETH: Final = 18  # decimals: 1 ETH = 10**18 wei
+RAY: Final = 27  # decimals of Aave's RAY rates: 1e27 is 1.0
+
+# Large enough for a 40-digit amount scaled by 10**-27 without rounding.
+_PRECISION: Final = 80
 
 
 def apr_to_apy_pct(apr_pct: float, periods_per_year: int = DAILY) -> float:
@@ -35,12 +64,140 @@ def apr_to_apy_pct(apr_pct: float, periods_per_year: int = DAILY) -> float:
     return apy_pct
 
 
+def apy_to_apr_pct(apy_pct: float, periods_per_year: int = DAILY) -> float:
+    """The inverse of :func:`apr_to_apy_pct`: the nominal APR that compounds to ``apy_pct``."""
+    if not math.isfinite(apy_pct) or apy_pct <= -100.0:
+        raise ValueError(f"APY must be finite and above -100 %, got {apy_pct!r}")
+    if periods_per_year < 1:
+        raise ValueError(f"periods_per_year must be >= 1, got {periods_per_year}")
+    return math.expm1(math.log1p(apy_pct / 100.0) / periods_per_year) * periods_per_year * 100.0
+
+
+def fraction_to_pct(fraction: float) -> float:
+    """A rate given as a fraction (0.031) in percent (3.1); ValueError if not finite."""
+    if isinstance(fraction, bool) or not math.isfinite(fraction):
+        raise ValueError(f"rate must be a finite number, got {fraction!r}")
+    return fraction * 100.0
+
+
+def period_rate_to_apr_pct(rate: float, periods_per_year: int) -> float:
+    """A rate per period (a fraction: 0.0002 a day) as the nominal APR in percent."""
+    return fraction_to_pct(rate) * periods_per_year
+
+
+def period_rate_to_apy_pct(rate: float, periods_per_year: int) -> float:
+    """A rate per period (a fraction a day or an hour), compounded each period, as APY %."""
+    return apr_to_apy_pct(period_rate_to_apr_pct(rate, periods_per_year), periods_per_year)
+
+
+def frr_to_daily_rate(frr: float) -> float:
+    """Bitfinex's ``FRR`` in ``/funding/stats`` is 1/365 of the per-day rate: x 365.
+
+    (The FRR in ``/ticker`` and ``/tickers`` is the per-day rate itself.)
+    """
+    if isinstance(frr, bool) or not math.isfinite(frr):
+        raise ValueError(f"FRR must be a finite number, got {frr!r}")
+    return frr * 365
+
+
+def net_of_fee_pct(rate_pct: float, fee_share: float) -> float:
+    """What a lender keeps of ``rate_pct`` when the venue takes ``fee_share`` of the interest."""
+    if not 0.0 <= fee_share < 1.0:
+        raise ValueError(f"fee share must be in [0, 1), got {fee_share!r}")
+    return rate_pct * (1.0 - fee_share)
+
+
+_PERCENT = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*%\s*")
+
+
+def percent_string(text: Any) -> float:
+    """A percent written with its sign, ``"3%"`` or ``" 2.5 %"``, as a float percent.
+
+    ``"3"`` (no ``%``) and ``"0.03%%"`` are ValueErrors: a string without the sign
+    could be a fraction or a percent, and guessing is the 100x bug.
+    """
+    match = _PERCENT.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"expected a percent string like '3%', got {text!r}")
+    value = float(match.group(1))
+    if not math.isfinite(value):
+        raise ValueError(f"percent out of range: {text!r}")
+    return value
+
+
+def exact(value: Any) -> Decimal:
+    """A number given as an int, a decimal string or a float, as an exact Decimal.
+
+    Ints and strings keep every digit (a 40-digit amount, lamports beyond 2**53);
+    a float is taken at its shortest repr (``0.1`` is ``Decimal('0.1')``), which is
+    what upstream wrote. Bools, NaN, infinities and other text are ValueErrors.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    text = (
+        repr(value) if isinstance(value, float) else value.strip() if isinstance(value, str) else ""
+    )
+    if not text:
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    if len(text) > 200:
+        raise ValueError(f"number too long: {len(text)} characters")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def base_units(value: Any, decimals: int) -> Decimal:
+    """An integer amount in base units (lamports, wei: an int or digit string), scaled.
+
+    ``base_units(15209213875510266, LAMPORTS_PER_SOL)`` is exactly
+    ``Decimal('15209213.875510266')``; a float or a fractional string is a
+    ValueError, since a base-unit amount that is not an integer is a unit error.
+    """
+    if isinstance(value, float) or (isinstance(value, str) and not value.strip().isdigit()):
+        raise ValueError(f"expected an integer amount in base units, got {value!r}")
+    number = exact(value)
+    if number != number.to_integral_value():
+        raise ValueError(f"expected an integer amount in base units, got {value!r}")
+    return scaled(number, decimals)
+
+
+def scaled(value: Any, decimals: int) -> Decimal:
+    """An exact number divided by ``10 ** decimals`` (1e18-scaled decimals, RAY rates)."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return exact(value).scaleb(-decimals)
+
+
+def to_float(value: Decimal) -> float:
+    """An exact Decimal as the nearest float, once, at the end (ValueError if too large)."""
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{value} does not fit a float")
+    return result
+
+
 def unix_time(value: Any) -> datetime | None:
     """Seconds since the epoch (an int or float, not a bool) as UTC, or None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:
         return datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def ms_time(value: Any) -> datetime | None:
+    """Milliseconds since the epoch (an int, or a digit string like OKX's ``ts``) as UTC."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 16:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
     except (ValueError, OverflowError, OSError):
         return None
 
@@ -54,3 +211,13 @@ def iso_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment.astimezone(UTC) if moment.tzinfo is not None else None
+
+
+def compact_time(value: Any, zone: tzinfo = UTC) -> datetime | None:
+    """A ``"YYYYMMDDHHmm"`` string (KuCoin's ``202410170100``) in ``zone``, as UTC, or None."""
+    if not isinstance(value, str) or len(value) != 12 or not value.isdigit():
+        return None
+    try:
+        return datetime.strptime(value, "%Y%m%d%H%M").replace(tzinfo=zone).astimezone(UTC)
+    except ValueError:
+        return None

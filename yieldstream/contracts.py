@@ -35,6 +35,8 @@ APY_MAX_PCT: Final = 1e6
 
 Pct = Annotated[float, msgspec.Meta(ge=APY_MIN_PCT, le=APY_MAX_PCT)]
 Usd = Annotated[float, msgspec.Meta(ge=0.0, le=1e15)]
+Share = Annotated[float, msgspec.Meta(ge=0.0, le=1000.0)]  # a percent of a whole (utilisation)
+Amount = Annotated[float, msgspec.Meta(ge=0.0, le=1e18)]  # whole tokens
 UtcDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
@@ -121,6 +123,16 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     # True when the strategy is a guess from the pool's own fields, its protocol's
     # category being unknown to the reference data in hand.
     strategy_guessed: bool | None = None
+    # The saver's APY before the venue's fee, where the venue takes a share of the
+    # interest (Bitfinex keeps 15 % of a lender's): ``apy_pct`` is what the saver keeps.
+    apy_gross_pct: Pct | None = None
+    # A lending market's other side: what borrowers pay, and the share lent out.
+    apy_borrow_pct: Pct | None = None
+    utilization_pct: Share | None = None
+    # TVL in whole tokens of ``tvl_token`` (SOL for JitoSOL, where no USD figure is
+    # published); exact base units are scaled once, in transforms.units.
+    tvl_tokens: Amount | None = None
+    tvl_token: str | None = None
 
 
 Stage = Literal["fetch", "decode", "validate"]

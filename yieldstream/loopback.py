@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
+
+if TYPE_CHECKING:
+    from ingest._records import Endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,12 @@ Route = Reply | Callable[[], Reply]
 class _Handler(BaseHTTPRequestHandler):
     routes: ClassVar[Mapping[str, Route]]
     hits: ClassVar[dict[str, int]]
+
+    def do_POST(self) -> None:
+        """A POST (a GraphQL query) is answered like a GET of its path; its body is read."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.do_GET()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -88,24 +97,41 @@ def recorded_dir() -> Path:
 
 
 def recorded_routes(root: Path | None = None) -> dict[str, Route]:
-    """The recorded responses of every source, at their real paths.
+    """The recorded responses of every registered source, at their real paths.
 
-    ``/pools`` serves the items of both recorded ``/pools`` samples in the live
-    envelope ``{"status": "success", "data": [...]}``.
+    Each recorded file is served at the snapshot endpoint its name names (see
+    :func:`ingest._records.endpoint_for`). Where several files name a list endpoint,
+    the first by name is the response and the items of the others are added to it,
+    each native id once (``/pools`` serves both recorded ``/pools`` samples in the
+    live envelope); a single-item endpoint serves its first file.
     """
+    from ingest._records import endpoint_for
+    from yieldstream.registry import sources
+
     root = root or recorded_dir()
-    pools: list[Any] = []
-    for name in ("pools-stablecoin_quant.json", "pools-2records-from-cn-doc.json"):
-        pools.extend(orjson.loads((root / "defillama-yields" / name).read_bytes())["data"])
-    lido = root / "lido"
-    last, sma = "apr-last-from-mcp-test.json", "apr-sma-from-mcp-test.json"
-    return {
-        "/pools": Reply(body=orjson.dumps({"status": "success", "data": pools})),
-        "/protocols": Reply(
-            body=(
-                root / "defillama-protocols" / "protocols-rows-onchain-analytics-first6.json"
-            ).read_bytes()
-        ),
-        "/v1/protocol/steth/apr/last": Reply(body=(lido / last).read_bytes()),
-        "/v1/protocol/steth/apr/sma": Reply(body=(lido / sma).read_bytes()),
-    }
+    routes: dict[str, Route] = {}
+    for src in sources().values():
+        by_path: dict[str, tuple[Endpoint, list[Path]]] = {}
+        for recorded in sorted((root / src.name).glob("*.json")):
+            endpoint = endpoint_for(src.endpoints, recorded)
+            if endpoint is not None:
+                by_path.setdefault(endpoint.path, (endpoint, []))[1].append(recorded)
+        for path, (endpoint, recordings) in by_path.items():
+            routes[path] = Reply(body=_merged(endpoint, recordings))
+    return routes
+
+
+def _merged(endpoint: Endpoint, recordings: list[Path]) -> bytes:
+    first = recordings[0].read_bytes()
+    if endpoint.single or len(recordings) == 1:
+        return first
+    body = orjson.loads(first)
+    items = endpoint.items(body, str(recordings[0]))
+    seen = {orjson.dumps(endpoint.native_id(item, i)) for i, item in enumerate(items)}
+    for recorded in recordings[1:]:
+        for index, item in enumerate(endpoint.items(orjson.loads(recorded.read_bytes()), "")):
+            key = orjson.dumps(endpoint.native_id(item, index))
+            if key not in seen:
+                seen.add(key)
+                items.append(item)
+    return orjson.dumps(body)

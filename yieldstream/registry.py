@@ -22,7 +22,7 @@ from ingest._history import History
 from ingest._http import SourceConfig
 from ingest._records import Endpoint
 from transforms import Reference, Transform
-from yieldstream.contracts import RawRecord
+from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import ConfigError
 
 Collect = Callable[[httpx.AsyncClient, Any, str], AsyncIterator[RawRecord]]
@@ -44,6 +44,8 @@ class Source:
     # The reference data it provides other sources' transforms (``reference`` in its
     # transform module; see transforms.Context); None: it provides none.
     reference: Reference | None = None
+    # What its products are: (strategy, venue) pairs (``OFFERS`` in its ingest module).
+    offers: tuple[tuple[Strategy, Venue], ...] = ()
 
 
 @cache
@@ -68,6 +70,7 @@ def sources() -> Mapping[str, Source]:
             after=tuple(getattr(collector, "AFTER", ())),
             history=getattr(collector, "HISTORY", None),
             reference=getattr(transformer, "reference", None),
+            offers=tuple(collector.OFFERS),
         )
     return MappingProxyType(found)
 

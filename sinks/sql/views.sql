@@ -4,7 +4,8 @@
 CREATE OR REPLACE VIEW latest_yields AS
 SELECT source, pool_id, product_id, observed_at, protocol, chain, symbol, strategy, venue,
        category, apy_pct, apy_base_pct, apy_reward_pct, tvl_usd, stablecoin, il_risk,
-       exposure, outlier, pool_meta, underlying_tokens, reward_tokens, strategy_guessed
+       exposure, outlier, pool_meta, underlying_tokens, reward_tokens, strategy_guessed,
+       apy_gross_pct, apy_borrow_pct, utilization_pct, tvl_tokens, tvl_token
 FROM observations
 WHERE level = 'product'
 QUALIFY row_number() OVER (PARTITION BY source, pool_id ORDER BY observed_at DESC) = 1;
@@ -13,7 +14,8 @@ QUALIFY row_number() OVER (PARTITION BY source, pool_id ORDER BY observed_at DES
 -- previous one.
 CREATE OR REPLACE VIEW yield_history AS
 SELECT source, pool_id, product_id, observed_at, protocol, chain, symbol, strategy, venue,
-       apy_pct, apy_base_pct, apy_reward_pct, tvl_usd,
+       apy_pct, apy_base_pct, apy_reward_pct, tvl_usd, apy_borrow_pct, utilization_pct,
+       tvl_tokens, tvl_token,
        apy_pct - lag(apy_pct) OVER w AS apy_change_pct,
        tvl_usd - lag(tvl_usd) OVER w AS tvl_change_usd
 FROM observations

@@ -8,13 +8,12 @@ start its file name: ``pools-*.json`` is ``/pools``, ``apr-sma-*.json`` is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ingest._http import parse_json
-from ingest._records import Endpoint
+from ingest._records import Endpoint, endpoint_for
 from tests.conftest import FETCHED_AT, FIXTURES
 from transforms import Context, Transform, apply
 from yieldstream.contracts import Observation, RawRecord, Rejection
@@ -24,18 +23,6 @@ from yieldstream.registry import source as registered
 def fixture_files(source: str) -> list[Path]:
     """Every recorded response of ``source``, sorted by name."""
     return sorted((FIXTURES / source).glob("*.json"))
-
-
-def endpoint_for(endpoints: Sequence[Endpoint], fixture: Path) -> Endpoint | None:
-    """The endpoint a recorded response was fetched from, by its file name."""
-    matches = []
-    for endpoint in endpoints:
-        segments = endpoint.path.strip("/").split("/")
-        names = {"-".join(segments[-k:]) for k in range(1, len(segments) + 1)}
-        if any(fixture.stem == n or fixture.stem.startswith(f"{n}-") for n in names):
-            matches.append(endpoint)
-    assert len(matches) <= 1, f"{fixture.name} names several endpoints: {matches}"
-    return matches[0] if matches else None
 
 
 def recorded_fixtures(source: str) -> list[tuple[Path, Endpoint]]:
