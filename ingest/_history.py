@@ -18,11 +18,12 @@ reason, and nothing is requested for it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import httpx
 
@@ -61,9 +62,18 @@ class Point:
 Points = Callable[[Any, str, str, bytes], Iterable[Point]]
 
 
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
 @dataclass(frozen=True, slots=True)
 class History:
-    path: str  # with ``{entity}``, e.g. ``/chart/{entity}``
+    # The path of one entity's history: ``/chart/{entity}``; or the entity as a query
+    # parameter, ``/rates?ccy={entity}``, joined to the query of each request; or an
+    # entity of several parts, one a segment (``/markets/{chain}/{address}/history``),
+    # written ``<chain><separator><address>``; or after a ``#``, for an API that takes
+    # the entity in a POST body (``/graphql#{entity}``: the request goes to ``/graphql``,
+    # the records name the entity).
+    path: str
     points: Points
     # Entities when the source's snapshot does not name them (one fixed series).
     entities: tuple[str, ...] = ()
@@ -74,24 +84,53 @@ class History:
     next_query: Callable[[list[Point], dict[str, str], Window], dict[str, str] | None] | None = None
     max_pages: int = 1
     check: Check | None = None  # see ingest._http.Check
+    # The JSON body of a POST for a window and an entity (an API that takes its range
+    # and its entity in a body: a GraphQL query's variables).
+    json: Callable[[Window, str], Any] | None = None
+    separator: str = ""  # between the parts of an entity of several (see ``path``)
+    # Raises ValueError for an entity this API cannot be asked for (a malformed id).
+    validate: Callable[[str], object] | None = None
+
+    def _parts(self, entity: str) -> dict[str, str]:
+        fields = _FIELD.findall(self.path)
+        if len(fields) <= 1:
+            return dict.fromkeys(fields, entity)
+        parts = entity.split(self.separator, len(fields) - 1) if self.separator else [entity]
+        if len(parts) != len(fields):
+            shape = self.separator.join(f"<{f}>" for f in fields)
+            raise UnsafeId(f"entity not requested: {shown(entity)} is not {shape}")
+        return dict(zip(fields, parts, strict=True))
 
     def endpoint(self, entity: str) -> str:
         """The endpoint records of ``entity`` name (the entity as it is, unescaped)."""
-        return self.path.format(entity=entity)
+        return self.path.format(**self._parts(entity))
 
     def url_path(self, entity: str) -> str:
-        """The path to request: ``entity`` percent-encoded as one segment, or UnsafeId."""
-        problem = id_problem(entity)
-        if problem is None and (entity in ("", ".", "..") or "/" in entity or "\\" in entity):
-            problem = f"{shown(entity)} would change the path"
-        if problem is not None:
-            raise UnsafeId(f"entity not requested: {problem}")
-        return self.path.format(entity=quote(entity, safe=""))
+        """The path to request: each part percent-encoded as one segment, or UnsafeId."""
+        if self.validate is not None:
+            try:
+                self.validate(entity)
+            except ValueError as exc:
+                raise UnsafeId(f"entity not requested: {exc}") from None
+        parts = self._parts(entity)
+        for part in parts.values():
+            problem = id_problem(part)
+            if problem is None and (part in ("", ".", "..") or "/" in part or "\\" in part):
+                problem = f"{shown(part)} would change the path"
+            if problem is not None:
+                raise UnsafeId(f"entity not requested: {problem}")
+        path = self.path.format(**{k: quote(v, safe="") for k, v in parts.items()})
+        return path.partition("#")[0]
 
     def entity_of(self, endpoint: str) -> str:
         """The entity whose history ``endpoint`` is (the inverse of :meth:`endpoint`)."""
-        head, _, tail = self.path.partition("{entity}")
-        return endpoint[len(head) : len(endpoint) - len(tail)]
+        pattern = _FIELD.sub(
+            r"(?P<\1>.*?)", re.escape(self.path).replace(r"\{", "{").replace(r"\}", "}")
+        )
+        match = re.fullmatch(pattern, endpoint)
+        if match is None:
+            return ""
+        return self.separator.join(match.groups())
 
 
 async def fetch_history(
@@ -109,12 +148,19 @@ async def fetch_history(
     A paged history (``next_query``) is fetched page after page, at most
     ``max_pages``; a point repeated on two pages is kept once.
     """
-    url = f"{cfg.base_url}{history.url_path(entity)}"
-    query = history.query(window) if history.query else {}
+    # An entity given as a query parameter (``/rates?ccy={entity}``) joins the query.
+    path, _, fixed = history.url_path(entity).partition("?")
+    url = f"{cfg.base_url}{path}"
+    query = {**dict(parse_qsl(fixed)), **(history.query(window) if history.query else {})}
     records: list[RawRecord] = []
     seen: set[str] = set()
     for _ in range(history.max_pages):
-        request = Request(tuple(query.items()), check=history.check)
+        request = Request(
+            tuple(query.items()),
+            method="GET" if history.json is None else "POST",
+            json=None if history.json is None else history.json(window, entity),
+            check=history.check,
+        )
         fetched = await fetch_json(client, url, cfg, request=request)
         points = [
             p

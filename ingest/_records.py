@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 
 from ingest._http import Check, Fetched, Request, SourceConfig, fetch_json
 from ingest._items import Items
 from yieldstream.contracts import RawRecord, RecordKind
-from yieldstream.errors import BadResponse
+from yieldstream.errors import BadResponse, UpstreamRejected, YieldstreamError
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +33,38 @@ class Endpoint:
     json: Any = None
     # Raises when a status-200 body says the request failed (see ingest._http.Check).
     check: Check | None = None
+    # Paging: the request for the page after one, from its items and its request (None:
+    # it was the last). At most ``max_pages`` requests; a listing still going on after
+    # them fails the fetch (its records so far are kept), since a cut listing would
+    # look like products that vanished.
+    next_page: Callable[[list[Any], Request], Request | None] | None = None
+    max_pages: int = 1
+    # One request per entity (a chain, a market): ``path`` holds ``{entity}`` and this
+    # names the source's setting that lists them (``chains``), so users choose them.
+    entities: str | None = None
 
     @property
     def request(self) -> Request:
         return Request(self.params, self.method, self.json, self.check)
+
+    def paths(self, cfg: SourceConfig) -> list[str]:
+        """The paths to request: ``path`` itself, or one per entity of the setting."""
+        if self.entities is None:
+            return [self.path]
+        return [self.concrete(str(entity)) for entity in getattr(cfg, self.entities)]
+
+    def concrete(self, entity: str) -> str:
+        """The path of one entity, the entity percent-encoded as one segment."""
+        if entity in ("", ".", ".."):
+            raise ValueError(f"entity {entity!r} cannot be a path segment")
+        return self.path.replace("{entity}", quote(entity, safe=""))
+
+    def entity_of(self, path: str) -> str | None:
+        """The entity a concrete path names (its ``{entity}`` part, unescaped), or None."""
+        if self.entities is None:
+            return None
+        match = re.fullmatch(re.escape(self.path).replace(r"\{entity\}", "([^/]+)"), path)
+        return unquote(match.group(1)) if match else None
 
     def items(self, body: Any, url: str, *, head: bytes = b"") -> list[Any]:
         """The items of a parsed body, or BadResponse saying what was found instead.
@@ -81,18 +111,21 @@ class Endpoint:
         kind: RecordKind = "snapshot",
         url: str = "",
         head: bytes = b"",
+        path: str | None = None,
     ) -> Iterator[RawRecord]:
         """One RawRecord per item, payload re-serialised without changing its values.
 
-        An item that cannot be used as it is (see :mod:`ingest._items`) is a record
-        with ``problem`` set, which the runners reject; the others are unaffected.
+        ``path`` is the concrete path fetched (an entity's), ``self.path`` by default;
+        records name it as their endpoint. An item that cannot be used as it is (see
+        :mod:`ingest._items`) is a record with ``problem`` set, which the runners
+        reject; the others are unaffected.
         """
         items = Items(lenient=lenient)
         for index, item in enumerate(self.items(body, url or self.path, head=head)):
             native_id, payload, problem = items.check(index, self.native_id(item, index), item)
             yield RawRecord(
                 source=source,
-                endpoint=self.path,
+                endpoint=path or self.path,
                 fetched_at=fetched_at,
                 run_id=run_id,
                 kind=kind,
@@ -109,12 +142,33 @@ def endpoint_for(endpoints: Sequence[Endpoint], recorded: Path) -> Endpoint | No
     name: ``pools-*.json`` is ``/pools``, ``apr-sma-*.json`` is ``.../apr/sma``. None:
     it names none (a history response, read by the history tests).
     """
+    named = recorded_path(endpoints, recorded)
+    return named[0] if named else None
+
+
+def recorded_path(endpoints: Sequence[Endpoint], recorded: Path) -> tuple[Endpoint, str] | None:
+    """The endpoint and concrete path a recorded response names (see :func:`endpoint_for`).
+
+    An entity endpoint's ``{entity}`` segment matches any text in the name:
+    ``56-markets-active-*.json`` is ``/core/v1/{entity}/markets/active`` for entity
+    ``56``; a name that stops before the entity names the template itself.
+    """
     matches = []
     for endpoint in endpoints:
         segments = endpoint.path.strip("/").split("/")
-        names = {"-".join(segments[-k:]) for k in range(1, len(segments) + 1)}
-        if any(recorded.stem == n or recorded.stem.startswith(f"{n}-") for n in names):
-            matches.append(endpoint)
+        for k in range(len(segments), 0, -1):
+            tail = segments[-k:]
+            if all(part == "{entity}" for part in tail):
+                continue  # an entity alone names nothing: every file would match
+            pattern = "-".join(
+                "(?P<entity>.+?)" if part == "{entity}" else re.escape(part) for part in tail
+            )
+            match = re.fullmatch(f"{pattern}(?:-.*)?", recorded.stem)
+            if match:
+                entity = match.groupdict().get("entity")
+                path = endpoint.concrete(entity) if entity else endpoint.path
+                matches.append((endpoint, path))
+                break
     if len(matches) > 1:
         raise ValueError(f"{recorded.name} names several endpoints: {matches}")
     return matches[0] if matches else None
@@ -128,18 +182,68 @@ async def collect_endpoints(
     source: str,
     endpoints: Sequence[Endpoint],
 ) -> AsyncIterator[RawRecord]:
-    """Fetch each endpoint in turn and yield its records."""
+    """Fetch each endpoint in turn (each entity's, page by page) and yield its records.
+
+    An entity that fails does not stop the others: the records of those that answer
+    are yielded, then the fetch fails naming the entities that did not.
+    """
+    failed: list[str] = []
     for endpoint in endpoints:
-        fetched: Fetched = await fetch_json(
-            client, f"{cfg.base_url}{endpoint.path}", cfg, request=endpoint.request
-        )
+        for path in endpoint.paths(cfg):
+            try:
+                async for record in _collect_path(client, cfg, run_id, source, endpoint, path):
+                    yield record
+            except YieldstreamError as exc:
+                if endpoint.entities is None:
+                    raise
+                failed.append(f"{path}: {exc}")
+    if failed:
+        raise UpstreamRejected(f"{len(failed)} of the requests failed: " + "; ".join(failed))
+
+
+async def _collect_path(
+    client: httpx.AsyncClient,
+    cfg: SourceConfig,
+    run_id: str,
+    source: str,
+    endpoint: Endpoint,
+    path: str,
+) -> AsyncIterator[RawRecord]:
+    """One path's records, page by page where it pages.
+
+    The records of every page carry the first page's fetch time, so that one poll is
+    one snapshot; an item already seen on an earlier page (a listing that shifted
+    while it was paged) is yielded once.
+    """
+    url = f"{cfg.base_url}{path}"
+    request: Request | None = endpoint.request
+    fetched_at = None
+    seen: set[str] = set()
+    for _ in range(endpoint.max_pages):
+        assert request is not None
+        fetched: Fetched = await fetch_json(client, url, cfg, request=request)
+        fetched_at = fetched_at or fetched.fetched_at
         for record in endpoint.records(
             fetched.body,
             source=source,
-            fetched_at=fetched.fetched_at,
+            fetched_at=fetched_at,
             run_id=run_id,
             lenient=fetched.lenient,
             url=fetched.url,
             head=fetched.head,
+            path=path,
         ):
+            if record.problem is None and record.native_id in seen:
+                continue
+            seen.add(record.native_id)
             yield record
+        if endpoint.next_page is None:
+            return
+        request = endpoint.next_page(endpoint.items(fetched.body, fetched.url), request)
+        if request is None:
+            return
+    if endpoint.next_page is not None:
+        raise BadResponse(
+            f"{url} had more pages after {endpoint.max_pages} (max_pages); the listing is cut",
+            url=url,
+        )

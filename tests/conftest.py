@@ -17,6 +17,20 @@ from yieldstream.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FETCHED_AT = datetime(2026, 3, 12, 12, 34, 56, tzinfo=UTC)
+# The sources the pipeline tests run unless told otherwise (make_settings).
+FIRST_SOURCES = ("defillama-yields", "defillama-protocols", "lido")
+ALL: tuple[str, ...] = ("*",)  # make_settings(enabled=ALL): every registered source
+
+
+def others_disabled(enabled: tuple[str, ...] = FIRST_SOURCES) -> dict[str, str]:
+    """Environment variables disabling every registered source but ``enabled``."""
+    from yieldstream.registry import sources as registered
+
+    return {
+        f"YIELDSTREAM_SOURCES__{name.upper().replace('-', '_')}__ENABLED": "false"
+        for name in registered()
+        if name not in enabled
+    }
 
 
 def recorded(source: str, name: str) -> bytes:
@@ -81,27 +95,40 @@ def raw(
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings with the store in tmp_path and every source pointed at ``base_url``.
+    """Settings with the store in tmp_path and the sources pointed at ``base_url``.
 
-    Retries are fast (short waits) so that failure tests run in seconds.
+    ``enabled`` names the sources that run (by default the first three, whose
+    recorded responses the pipeline tests count on; ``ALL`` for every source, each
+    asking only for its recorded entities); every other source is disabled, so no
+    test reaches a real API. Retries are fast (short waits) so that failure tests
+    run in seconds.
     """
+    from yieldstream.loopback import recorded_settings, source_url
+    from yieldstream.registry import sources as registered
 
     def factory(
         base_url: str,
         *,
         data_dir: Path | None = None,
         source_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        enabled: tuple[str, ...] = FIRST_SOURCES,
         **kwargs: Any,
     ) -> Settings:
-        sources = {}
-        for name in ("defillama-yields", "defillama-protocols", "lido"):
+        sources: dict[str, dict[str, Any]] = {}
+        entities = recorded_settings()
+        for name in registered():
+            if enabled is not ALL and name not in enabled:
+                sources[name] = {"enabled": False}
+                continue
             sources[name] = {
-                "base_url": base_url,
+                # Every source: each at its own recorded responses (two share /graphql).
+                "base_url": source_url(base_url, name) if enabled is ALL else base_url,
                 "rate_per_s": 100.0,
                 "wait_initial_s": 0.01,
                 "wait_max_s": 0.2,
                 "deadline_s": 5.0,
                 "attempts": 3,
+                **entities.get(name, {}),
                 **(source_overrides or {}).get(name, {}),
             }
         return Settings(data_dir=data_dir or tmp_path / "data", sources=sources, **kwargs)

@@ -14,25 +14,62 @@ import inspect
 import pkgutil
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
 import ingest
-from ingest._http import SourceConfig
-from ingest._records import Endpoint
+from ingest._history import history_records
+from ingest._http import SourceConfig, parse_json
+from ingest._items import Items
+from ingest._records import Endpoint, recorded_path
 from tests.conftest import FIXTURES
 from tests.transforms import endpoint_for, fixture_files, recorded_fixtures, records_of
 from transforms import Context, apply
 from yieldstream import registry
-from yieldstream.contracts import Rejection
+from yieldstream.contracts import RawRecord, Rejection
 from yieldstream.errors import ConfigError
 
 SOURCES = sorted(registry.sources())
-RECORDED = [(s, f) for s in SOURCES for f, _ in recorded_fixtures(s)]
+# A fetch after every recorded response (the newest is of 2026-09): points dated after
+# their fetch are rejected as clock or unit errors.
+FETCHED_LATER = datetime(2026, 12, 1, 12, 34, 56, tzinfo=UTC)
+
+
+def joins(name: str) -> Callable[[Sequence[Any]], list[Any]] | None:
+    """How a source joins its endpoints' responses, if its collect joins them.
+
+    Most sources make one record per upstream item. A source whose products need
+    several responses at once (Beefy: a vault's APY, TVL and metadata come from three)
+    defines ``join_bodies(bodies)`` in its ingest module: the parsed responses of its
+    ENDPOINTS, in order, to the items it yields one record each, under its first
+    endpoint's path. Its recorded responses are checked joined, not one by one. Where
+    its endpoints are per entity (Curve: a chain's pools and base APYs), ``bodies`` are
+    the responses of one entity, and every endpoint needs a recorded response of each
+    recorded entity (see :func:`_joined_rounds`).
+    """
+    module = importlib.import_module(f"ingest.{registry.sources()[name].module}")
+    join: Callable[[Sequence[Any]], list[Any]] | None = getattr(module, "join_bodies", None)
+    return join
+
+
+def joined_id(name: str, item: Any, index: int) -> Any:
+    """A joined item's native id: the module's ``joined_id(item)`` if it defines one
+    (Curve's envelope is named by its pool), else the first endpoint's ``id_key``."""
+    src = registry.sources()[name]
+    named: Callable[[Any], Any] | None = getattr(
+        importlib.import_module(f"ingest.{src.module}"), "joined_id", None
+    )
+    return named(item) if named is not None else src.endpoints[0].native_id(item, index)
+
+
+RECORDED = [(s, f) for s in SOURCES if joins(s) is None for f, _ in recorded_fixtures(s)]
+JOINED = [s for s in SOURCES if joins(s) is not None]
 
 
 def incomplete(ingest_pkg: str, transforms_pkg: str, fixtures: Path) -> list[str]:
@@ -194,7 +231,7 @@ def test_every_endpoint_has_a_recorded_response(name: str) -> None:
 @pytest.mark.parametrize(("name", "fixture"), RECORDED, ids=[f"{s}/{f.name}" for s, f in RECORDED])
 def test_recorded_responses_parse_without_rejection(name: str, fixture: Path) -> None:
     src = registry.sources()[name]
-    records = records_of(name, fixture.name)
+    records = records_of(name, fixture.name, fetched_at=FETCHED_LATER)
     assert records, f"{fixture.name} holds no items"
     observations = []
     for record in records:
@@ -207,32 +244,202 @@ def test_recorded_responses_parse_without_rejection(name: str, fixture: Path) ->
     # Each product names the strategy and venue its source says it offers.
     assert src.offers
     assert {(o.strategy, o.venue) for o in observations} <= set(src.offers)
+    # A re-run is idempotent: the same records give the same rows, under the same keys.
+    again = []
+    for record in records:
+        result = apply(src.transform, record, Context())
+        assert not isinstance(result, Rejection)
+        again.extend(result)
+    assert again == observations
+    keys = [(o.source, o.pool_id, o.observed_at) for o in observations]
+    assert len(set(keys)) == len(keys), "two rows of one response share a natural key"
+
+
+@pytest.mark.parametrize("name", JOINED)
+def test_joined_recorded_responses_transform_without_rejection(name: str) -> None:
+    src = registry.sources()[name]
+    join = joins(name)
+    assert join is not None
+    for served in _rounds(name):
+        path, bodies = _joined_bodies(name, served)
+        items = Items(lenient=False)
+        records = []
+        for index, item in enumerate(join(bodies)):
+            native_id, payload, problem = items.check(index, joined_id(name, item, index), item)
+            assert problem is None, f"{native_id}: {problem}"
+            records.append(
+                RawRecord(
+                    source=name,
+                    endpoint=path,
+                    fetched_at=FETCHED_LATER,
+                    run_id="test",
+                    kind="snapshot",
+                    native_id=native_id,
+                    payload=payload,
+                )
+            )
+        assert records, f"{name}: the recorded responses join into no item"
+        observations = []
+        for record in records:
+            result = apply(src.transform, record, Context())
+            assert not isinstance(result, Rejection), f"{record.native_id}: {result.reason}"
+            observations.extend(result)
+        assert {(o.strategy, o.venue) for o in observations} <= set(src.offers)
+        keys = [(o.source, o.pool_id, o.observed_at) for o in observations]
+        assert len(set(keys)) == len(keys), "two rows of one poll share a natural key"
+
+
+# --- history, for backfill ---------------------------------------------------------
+
+# A history response is recorded as tests/fixtures/<source>/history-*.json; Lido's
+# keeps the name it was recorded under. DefiLlama's histories need the listing of
+# their snapshot (a chart names no protocol or chain): tests/transforms/test_history.py.
+HISTORY_FILES = {"lido": "lido/apr-sma-*.json"}
+NEEDS_LISTING = {"defillama-yields", "defillama-protocols"}
+WITH_HISTORY = [
+    s for s in SOURCES if registry.sources()[s].history is not None and s not in NEEDS_LISTING
+]
+
+
+def history_fixtures(name: str) -> list[Path]:
+    return sorted(FIXTURES.glob(HISTORY_FILES.get(name, f"{name}/history-*.json")))
+
+
+@pytest.mark.parametrize("name", WITH_HISTORY)
+def test_every_history_has_a_recorded_response_that_transforms(name: str) -> None:
+    src = registry.sources()[name]
+    history = src.history
+    assert history is not None
+    files = history_fixtures(name)
+    assert files, f"record a history response of {name} as {FIXTURES / name}/history-*.json"
+    for path in files:
+        body, lenient = parse_json(path.read_bytes(), "application/json", str(path))
+        entity = history.entities[0] if history.entities else path.stem
+        points = list(history.points(body, entity, str(path), b""))
+        assert points, f"{path.name} holds no history points"
+        records = list(
+            history_records(
+                points,
+                source=name,
+                endpoint=history.endpoint(entity),
+                fetched_at=FETCHED_LATER,
+                run_id="test",
+                lenient=lenient,
+            )
+        )
+        observations = []
+        for record in records:
+            result = apply(src.transform, record, Context())
+            assert not isinstance(result, Rejection), f"{record.native_id}: {result.reason}"
+            observations.extend(result)
+        assert observations, f"{path.name}: no observations"
+        assert {(o.strategy, o.venue) for o in observations} <= set(src.offers)
+        # Points carry their own time: a history is not stamped with its fetch.
+        assert any(o.observed_at != FETCHED_LATER for o in observations)
 
 
 # --- collect, through httpx.MockTransport, at the real URLs -----------------------
 
 
-def _rounds(name: str) -> list[dict[str, Path]]:
-    """Serve every recorded response once: round i serves each endpoint's i-th file."""
-    by_path: dict[str, list[Path]] = {}
-    for fixture, endpoint in recorded_fixtures(name):
-        by_path.setdefault(endpoint.path, []).append(fixture)
-    count = max(len(files) for files in by_path.values())
-    return [{p: files[i % len(files)] for p, files in by_path.items()} for i in range(count)]
+def _rounds(name: str) -> list[dict[str, tuple[Endpoint, Path]]]:
+    """Serve every recorded response once: round i serves each endpoint's i-th file.
+
+    A round maps each concrete path served (an entity endpoint's recorded entity)
+    to its endpoint and file. A joined source's rounds line its files up by entity
+    (:func:`_joined_rounds`).
+    """
+    endpoints = registry.sources()[name].endpoints
+    by_endpoint: dict[str, list[tuple[str, Endpoint, Path]]] = {}
+    for fixture in fixture_files(name):
+        named = recorded_path(endpoints, fixture)
+        if named is not None:
+            by_endpoint.setdefault(named[0].path, []).append((named[1], named[0], fixture))
+    if joins(name) is not None:
+        return _joined_rounds(name, endpoints, by_endpoint)
+    count = max(len(files) for files in by_endpoint.values())
+    return [
+        {path: (e, f) for path, e, f in (files[i % len(files)] for files in by_endpoint.values())}
+        for i in range(count)
+    ]
+
+
+def _joined_rounds(
+    name: str,
+    endpoints: Sequence[Endpoint],
+    by_endpoint: dict[str, list[tuple[str, Endpoint, Path]]],
+) -> list[dict[str, tuple[Endpoint, Path]]]:
+    """A joined source's rounds: one entity each, with one file of every endpoint.
+
+    Its collect joins one entity's responses (Curve: the pools and base APYs of a
+    chain), so round i of an entity serves each endpoint's i-th file OF THAT ENTITY
+    (an endpoint without entities: its i-th file), the fewer repeated. A source
+    without entity endpoints has one entity, None (Beefy: round i, each i-th file).
+    """
+    entities = sorted(
+        {
+            entity
+            for files in by_endpoint.values()
+            for path, endpoint, _ in files
+            if (entity := endpoint.entity_of(path)) is not None
+        }
+    )
+    rounds: list[dict[str, tuple[Endpoint, Path]]] = []
+    each: list[str | None] = [*entities] or [None]
+    for entity in each:
+        lined_up = []
+        for endpoint in endpoints:
+            files = [
+                (path, e, f)
+                for path, e, f in by_endpoint.get(endpoint.path, [])
+                if e.entities is None or e.entity_of(path) == entity
+            ]
+            assert files, (
+                f"{name}: record a response of {endpoint.path} for {entity!r}: "
+                "its collect joins every endpoint's response of an entity"
+            )
+            lined_up.append(files)
+        count = max(len(files) for files in lined_up)
+        rounds.extend(
+            {path: (e, f) for path, e, f in (files[i % len(files)] for files in lined_up)}
+            for i in range(count)
+        )
+    return rounds
+
+
+def _joined_bodies(name: str, served: dict[str, tuple[Endpoint, Path]]) -> tuple[str, list[Any]]:
+    """A joined round's path of the first endpoint, and its endpoints' bodies in order."""
+    endpoints = registry.sources()[name].endpoints
+    by_template = {e.path: (path, f) for path, (e, f) in served.items()}
+    assert len(by_template) == len(served) == len(endpoints)
+    bodies = [orjson.loads(by_template[e.path][1].read_bytes()) for e in endpoints]
+    return by_template[endpoints[0].path][0], bodies
+
+
+@pytest.mark.parametrize("name", JOINED)
+def test_joined_rounds_line_up_one_entity_with_every_endpoint(name: str) -> None:
+    endpoints = registry.sources()[name].endpoints
+    rounds = _rounds(name)
+    assert rounds
+    for served in rounds:
+        assert sorted(e.path for e, _ in served.values()) == sorted(e.path for e in endpoints)
+        assert len({e.entity_of(path) for path, (e, _) in served.items() if e.entities}) <= 1
+    # Every recorded response of the source is served in some round.
+    named = {f for f in fixture_files(name) if recorded_path(endpoints, f) is not None}
+    assert {f for served in rounds for _, f in served.values()} == named
 
 
 def _serving(
-    served: dict[str, Path], requests: list[httpx.Request]
+    served: dict[str, tuple[Endpoint, Path]], requests: list[httpx.Request]
 ) -> Callable[[httpx.Request], httpx.Response]:
     """A MockTransport handler: recorded responses at their paths, 404 elsewhere."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(request)
-        fixture = served.get(request.url.path)
-        if fixture is None:
+        found = served.get(request.url.path)
+        if found is None:
             return httpx.Response(404, json={"error": "not found"})
         return httpx.Response(
-            200, content=fixture.read_bytes(), headers={"content-type": "application/json"}
+            200, content=found[1].read_bytes(), headers={"content-type": "application/json"}
         )
 
     return handler
@@ -243,27 +450,39 @@ async def test_collect_fetches_the_real_paths_and_yields_transformable_records(
     name: str,
 ) -> None:
     src = registry.sources()[name]
-    cfg = src.config_model()
-    base = httpx.URL(cfg.base_url)
+    base = httpx.URL(src.config_model().base_url)
     for served in _rounds(name):
+        # An entity endpoint asks for the recorded entity only.
+        entities: dict[str, list[str]] = {}
+        for path, (endpoint, _) in served.items():
+            entity = endpoint.entity_of(path)
+            assert endpoint.entities is None or entity is not None, (
+                f"{name}: name the recorded response of {endpoint.path} after its entity"
+            )
+            if endpoint.entities is not None and entity is not None:
+                # Endpoints of one setting (Curve's two, per chain) name it once.
+                named = entities.setdefault(endpoint.entities, [])
+                if entity not in named:
+                    named.append(entity)
+        cfg = src.config_model(**entities)
         requests: list[httpx.Request] = []
         handler = _serving(served, requests)
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             records = [r async for r in src.collect(client, cfg, "run-contract")]
 
-        assert sorted(r.url.path for r in requests) == sorted(e.path for e in src.endpoints)
-        methods = {e.path: e.method for e in src.endpoints}
-        assert all(
-            (r.url.scheme, r.url.host) == (base.scheme, base.host)
-            and r.method == methods[r.url.path]
-            for r in requests
-        )
+        assert sorted({r.url.path for r in requests}) == sorted(served)
         for r in requests:
-            endpoint = next(e for e in src.endpoints if e.path == r.url.path)
+            endpoint, _ = served[r.url.path]
+            assert (r.url.scheme, r.url.host) == (base.scheme, base.host)
+            assert r.method == endpoint.method
             assert sorted(r.url.params.multi_items()) == sorted(endpoint.params)
-        expected = sum(
-            len(e.items(orjson.loads(served[e.path].read_bytes()), e.path)) for e in src.endpoints
-        )
+        join = joins(name)
+        if join is None:
+            expected = sum(
+                len(e.items(orjson.loads(f.read_bytes()), path)) for path, (e, f) in served.items()
+            )
+        else:
+            expected = len(join(_joined_bodies(name, served)[1]))
         assert len(records) == expected > 0
         for record in records:
             assert record.source == name

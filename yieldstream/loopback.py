@@ -100,25 +100,68 @@ def recorded_routes(root: Path | None = None) -> dict[str, Route]:
     """The recorded responses of every registered source, at their real paths.
 
     Each recorded file is served at the snapshot endpoint its name names (see
-    :func:`ingest._records.endpoint_for`). Where several files name a list endpoint,
-    the first by name is the response and the items of the others are added to it,
-    each native id once (``/pools`` serves both recorded ``/pools`` samples in the
-    live envelope); a single-item endpoint serves its first file.
+    :func:`ingest._records.recorded_path`; an entity endpoint's file names its
+    entity). Where several files name one list path, the first by name is the
+    response and the items of the others are added to it, each native id once
+    (``/pools`` serves both recorded ``/pools`` samples in the live envelope); a
+    single-item endpoint serves its first file. A recording its name marks
+    ``TRUNCATED`` (a docs sample cut short) is read by the tests, never served.
+
+    Every route is served under ``/<source>`` too: a source whose base URL is
+    :func:`source_url` gets its own responses where two sources share a path
+    (``/graphql``). The bare paths are the ones no two sources share.
     """
-    from ingest._records import endpoint_for
+    routes: dict[str, Route] = {}
+    shared: set[str] = set()
+    for name, endpoint, path, recordings in _recorded_by_source(root):
+        reply = Reply(body=_merged(endpoint, recordings))
+        routes[f"/{name}{path}"] = reply
+        if path in routes or path in shared:
+            shared.add(path)
+            routes.pop(path, None)
+        else:
+            routes[path] = reply
+    return routes
+
+
+def source_url(url: str, source: str) -> str:
+    """The base URL that serves ``source`` its own recorded responses (see above)."""
+    return f"{url}/{source}"
+
+
+def recorded_settings(root: Path | None = None) -> dict[str, dict[str, list[str]]]:
+    """Per source, the entity settings (``chains``) naming only the recorded entities.
+
+    A source that requests one path per entity is pointed at the loopback server
+    with these, so it asks only for what :func:`recorded_routes` serves.
+    """
+    settings: dict[str, dict[str, list[str]]] = {}
+    for name, endpoint, path, _ in _recorded_by_source(root):
+        entity = endpoint.entity_of(path)
+        if endpoint.entities is not None and entity is not None:
+            listed = settings.setdefault(name, {}).setdefault(endpoint.entities, [])
+            if entity not in listed:  # two endpoints may share one setting (chains)
+                listed.append(entity)
+    return settings
+
+
+def _recorded_by_source(
+    root: Path | None,
+) -> Iterator[tuple[str, Endpoint, str, list[Path]]]:
+    from ingest._records import recorded_path
     from yieldstream.registry import sources
 
     root = root or recorded_dir()
-    routes: dict[str, Route] = {}
     for src in sources().values():
         by_path: dict[str, tuple[Endpoint, list[Path]]] = {}
         for recorded in sorted((root / src.name).glob("*.json")):
-            endpoint = endpoint_for(src.endpoints, recorded)
-            if endpoint is not None:
-                by_path.setdefault(endpoint.path, (endpoint, []))[1].append(recorded)
+            if "TRUNCATED" in recorded.name:  # a cut recording is no whole response
+                continue
+            named = recorded_path(src.endpoints, recorded)
+            if named is not None:
+                by_path.setdefault(named[1], (named[0], []))[1].append(recorded)
         for path, (endpoint, recordings) in by_path.items():
-            routes[path] = Reply(body=_merged(endpoint, recordings))
-    return routes
+            yield src.name, endpoint, path, recordings
 
 
 def _merged(endpoint: Endpoint, recordings: list[Path]) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest._http import parse_json
-from ingest._records import Endpoint, endpoint_for
+from ingest._records import Endpoint, endpoint_for, recorded_path
 from tests.conftest import FETCHED_AT, FIXTURES
 from transforms import Context, Transform, apply
 from yieldstream.contracts import Observation, RawRecord, Rejection
@@ -42,11 +42,19 @@ def body_of(source: str, name: str) -> Any:
 def records_of(source: str, name: str, *, fetched_at: datetime = FETCHED_AT) -> list[RawRecord]:
     """The RawRecords a collector makes from a recorded response (one per item)."""
     path = FIXTURES / source / name
-    endpoint = endpoint_for(registered(source).endpoints, path)
-    assert endpoint is not None, f"{name} names no endpoint of {source}"
+    named = recorded_path(registered(source).endpoints, path)
+    assert named is not None, f"{name} names no endpoint of {source}"
+    endpoint, fetched = named
     body, lenient = parse_json(path.read_bytes(), "application/json", str(path))
     return list(
-        endpoint.records(body, source=source, fetched_at=fetched_at, run_id="test", lenient=lenient)
+        endpoint.records(
+            body,
+            source=source,
+            fetched_at=fetched_at,
+            run_id="test",
+            lenient=lenient,
+            path=fetched,
+        )
     )
 
 
