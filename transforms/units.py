@@ -134,6 +134,8 @@ def exact(value: Any) -> Decimal:
     """
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
+    if isinstance(value, Decimal) and value.is_finite():
+        return value
     text = (
         repr(value) if isinstance(value, float) else value.strip() if isinstance(value, str) else ""
     )
@@ -221,3 +223,65 @@ def compact_time(value: Any, zone: tzinfo = UTC) -> datetime | None:
         return datetime.strptime(value, "%Y%m%d%H%M").replace(tzinfo=zone).astimezone(UTC)
     except ValueError:
         return None
+
+
+SECONDS_PER_YEAR: Final = 365 * 86400  # a 365-day year, as Marinade annualises mSOL's price
+
+
+def growth_to_apy_pct(
+    start_price: float, end_price: float, elapsed_s: float, year_s: float = SECONDS_PER_YEAR
+) -> float:
+    """The APY in percent of an exchange rate growing from ``start_price`` to ``end_price``.
+
+    ``(end / start) ** (year_s / elapsed_s) - 1``: the growth over ``elapsed_s``
+    seconds, compounded over a year (Marinade's ``calc_apy`` for mSOL, whose
+    ``/msol/apy/7d`` ``value`` is this as a fraction). Prices (SOL per mSOL, ETH per
+    rETH) must be finite and positive, the time positive; ValueError otherwise, or if
+    the APY does not fit a float. ``growth_to_apy_pct(1.0, 1.01, 365 * 86400)`` is 1.0.
+    """
+    for name, value in (("start price", start_price), ("end price", end_price)):
+        if isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    if not math.isfinite(elapsed_s) or elapsed_s <= 0 or not math.isfinite(year_s) or year_s <= 0:
+        raise ValueError(f"elapsed time must be positive, got {elapsed_s!r} s")
+    try:
+        apy_pct = math.expm1(year_s / elapsed_s * math.log(end_price / start_price)) * 100.0
+    except OverflowError:
+        apy_pct = math.inf
+    if not math.isfinite(apy_pct):
+        raise ValueError(f"growth {start_price} -> {end_price} in {elapsed_s} s overflows as APY")
+    return apy_pct
+
+
+def priced(amount: Any, *rates: Any) -> Decimal:
+    """An amount valued through exchange rates, exactly: ``amount x rate x ...``.
+
+    Each factor is read by :func:`exact` (ints and digit strings keep every digit,
+    a float its shortest repr), e.g. frxETH held x ETH per frxETH x USD per ETH;
+    :func:`to_float` it once, at the end. A negative factor is a ValueError: an
+    amount or a price below zero is a unit or sign error upstream.
+    """
+    factors = [exact(amount), *(exact(rate) for rate in rates)]
+    if any(factor < 0 for factor in factors):
+        raise ValueError(f"expected amounts and prices >= 0, got {[str(f) for f in factors]}")
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        total = factors[0]
+        for factor in factors[1:]:
+            total *= factor
+        return total
+
+
+def ratio(part: Any, whole: Any) -> Decimal:
+    """``part / whole`` exactly (borrowed / supplied: a utilisation as a fraction).
+
+    Both are read by :func:`exact` (40-digit decimal strings keep every digit). A
+    negative amount, or a zero or negative ``whole``, is a ValueError: a share of
+    nothing has no value, and an amount below zero is a sign error upstream.
+    """
+    top, bottom = exact(part), exact(whole)
+    if top < 0 or bottom <= 0:
+        raise ValueError(f"expected a part >= 0 of a whole > 0, got {top} of {bottom}")
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return top / bottom

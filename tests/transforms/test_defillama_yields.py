@@ -195,6 +195,9 @@ WITH_CATEGORIES = {
     AAVE: (Strategy.LENDING, False),  # aave-v3: Lending
     LIDO: (Strategy.STAKING, False),  # lido: Liquid Staking
     "46bd2bdf-6d92-4066-b482-e885ee172264": (Strategy.STAKING, False),  # ether.fi: Liquid Restaking
+    # Not among the recorded /protocols rows: a guess from the fields (single, no IL).
+    "d4b3c522-6127-4b89-bedf-83641cdcd2eb": (Strategy.STAKING, True),  # rocket-pool rETH
+    "0e7d0722-9054-4907-8593-567b353c0900": (Strategy.STAKING, True),  # jito JitoSOL
 }
 # Without any: every strategy is a guess from the pool's own fields.
 WITHOUT_CATEGORIES = {pool: (strategy, True) for pool, (strategy, _) in WITH_CATEGORIES.items()}
