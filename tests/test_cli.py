@@ -15,12 +15,14 @@ import orjson
 import pytest
 
 import yieldstream
+from tests.conftest import FIRST_SOURCES, others_disabled
 from yieldstream.loopback import Route
+from yieldstream.registry import sources as all_sources
 
-SOURCES = ("defillama-yields", "defillama-protocols", "lido")
-# Rows the recorded responses hold: 7 pools, 6 protocols, 8 distinct Lido APR points
+SOURCES = FIRST_SOURCES
+# Rows the recorded responses hold: 9 pools, 6 protocols, 8 distinct Lido APR points
 # (the /last point is also the newest /sma point: one key, stored once).
-EXPECTED = {"defillama-yields": 7, "defillama-protocols": 6, "lido": 8}
+EXPECTED = {"defillama-yields": 9, "defillama-protocols": 6, "lido": 8}
 
 
 def yieldstream_cmd(
@@ -38,7 +40,7 @@ def yieldstream_cmd(
 
 
 def env_for(base_url: str, data_dir: Path) -> dict[str, str]:
-    env = {"YIELDSTREAM_DATA_DIR": str(data_dir)}
+    env = {"YIELDSTREAM_DATA_DIR": str(data_dir), **others_disabled(SOURCES)}
     for name in SOURCES:
         key = name.upper().replace("-", "_")
         env[f"YIELDSTREAM_SOURCES__{key}__BASE_URL"] = base_url
@@ -68,13 +70,13 @@ def test_run_once_stores_every_source_and_a_second_run_adds_nothing(
     assert first.returncode == 0, first.stderr
     assert counts(tmp_path / "data") == EXPECTED
     # A line per source, then the totals of all of them.
-    assert "defillama-yields: fetched 7 records: 7 observations stored" in first.stderr
-    assert "total: fetched 22 records: 21 observations stored" in first.stderr
+    assert "defillama-yields: fetched 9 records: 9 observations stored" in first.stderr
+    assert "total: fetched 24 records: 23 observations stored" in first.stderr
 
     second = yieldstream_cmd("run", "--once", env=env)
     assert second.returncode == 0, second.stderr
     assert counts(tmp_path / "data") == EXPECTED
-    assert "total: fetched 22 records: 0 observations stored, 22 already stored" in second.stderr
+    assert "total: fetched 24 records: 0 observations stored, 24 already stored" in second.stderr
     assert hits["/pools"] == 2
     assert hits["/protocols"] == 2
 
@@ -129,7 +131,7 @@ def test_sql_prints_table_csv_and_json(stored: dict[str, str]) -> None:
     as_csv = yieldstream_cmd("sql", query, "--format", "csv", env=stored)
     assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
         ["level", "source", "n"],
-        ["product", "defillama-yields", "7"],
+        ["product", "defillama-yields", "9"],
         ["product", "lido", "1"],
         ["protocol", "defillama-protocols", "6"],
     ]
@@ -161,8 +163,8 @@ def test_sources_shows_last_fetch_rows_and_failures(stored: dict[str, str]) -> N
         for line in result.stdout.splitlines()
         if line.startswith("│")
     }
-    assert set(lines) == set(SOURCES)
-    assert "│ 7 " in lines["defillama-yields"]
+    assert set(lines) == set(all_sources())  # the disabled ones too
+    assert "│ 9 " in lines["defillama-yields"]
     assert "never" not in lines["lido"]
     # Which history endpoint `yieldstream backfill` reads for each.
     assert "/chart/{entity}" in lines["defillama-yields"]
@@ -175,9 +177,24 @@ def test_demo_prints_stored_yields(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 60
     assert "STETH" in result.stdout
-    assert "staking" in result.stdout
-    assert "8 rows" in result.stderr  # 7 pools and Lido's stETH; protocol totals apart
-    assert counts(tmp_path / "demo")["defillama-yields"] == 7
+    # Every source's recorded responses, side by side: one row per product.
+    stored = counts(tmp_path / "demo")
+    assert set(stored) == set(all_sources())
+    assert stored["defillama-yields"] == 9
+    con = yieldstream.connect(tmp_path / "demo")
+    try:
+        products = con.execute("SELECT count(*) FROM latest_yields").fetchone()
+        kinds = set(con.execute("SELECT DISTINCT strategy, venue FROM latest_yields").fetchall())
+    finally:
+        con.close()
+    assert products is not None
+    assert f"{products[0]} rows" in result.stderr  # protocol totals apart
+    assert {("lending", "cefi"), ("staking", "defi"), ("lending", "defi")} <= kinds
+    rows = [line.split("│")[1:4] for line in result.stdout.splitlines() if "│" in line]
+    shown = {(a.strip(), b.strip(), c.strip()) for a, b, c in rows}
+    assert ("lending", "cefi", "okx") in shown  # a CeFi lending row
+    assert ("staking", "defi", "rocket-pool") in shown  # a first-party staking row
+    assert ("staking", "defi", "defillama-yields") in shown  # beside DefiLlama's
 
 
 @pytest.mark.parametrize(
@@ -190,7 +207,11 @@ def test_demo_prints_stored_yields(tmp_path: Path) -> None:
         ),
         ({"YIELDSTREAM_BATCH_SIZE": "many"}, ["sources"], "batch_size"),
         ({"YIELDSTREAM_SOURCES__NOPE__BASE_URL": "http://x"}, ["sources"], "'nope'"),
-        ({}, ["run", "--once", "--source", "nope"], "known sources: defillama-protocols"),
+        (
+            {},
+            ["run", "--once", "--source", "nope"],
+            "unknown source 'nope'; known sources: aave-v3, ",
+        ),
         ({}, ["--log-level", "loud", "sources"], "log_level"),
     ],
 )

@@ -50,7 +50,7 @@ def test_run_once_exits_0_and_sums_up_each_source(loopback: StartServer, tmp_pat
     lines = summary(result.stderr)
     assert lines["defillama-yields"].startswith("fetched 7 records: 7 observations stored, ")
     assert lines["defillama-protocols"].startswith("fetched 6 records: 6 observations stored, ")
-    assert lines["total"].startswith("fetched 22 records: 21 observations stored, ")
+    assert lines["total"].startswith("fetched 24 records: 23 observations stored, ")
     assert "FAILED" not in result.stderr
 
 

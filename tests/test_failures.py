@@ -30,9 +30,9 @@ from yieldstream.settings import Settings
 
 YIELDS, PROTOCOLS, LIDO = "defillama-yields", "defillama-protocols", "lido"
 SMA = "/v1/protocol/steth/apr/sma"
-# What the recorded responses store: 6 protocols, 7 pools, 8 Lido points (/last is
+# What the recorded responses store: 6 protocols, 9 pools, 8 Lido points (/last is
 # also the newest /sma point, so Lido's 9 records are 8 observations).
-STORED = {PROTOCOLS: 6, YIELDS: 7, LIDO: 8}
+STORED = {PROTOCOLS: 6, YIELDS: 9, LIDO: 8}
 RECORDED = recorded_routes()
 
 
@@ -254,7 +254,7 @@ async def test_failed_pools_fetch_is_survived_counted_logged_and_recorded(
 async def test_protocols_outage_does_not_hold_back_the_pools(run_with: RunWith) -> None:
     """/pools waits for /protocols' first cycle; a failed cycle must still release it."""
     run = await run_with({"/protocols": Reply(503, b"")})
-    assert run.stored() == {YIELDS: 7, LIDO: 8}
+    assert run.stored() == {YIELDS: 9, LIDO: 8}
     assert run.hits["/protocols"] == 3
     assert run.fetches()[PROTOCOLS][:2] == (False, 0)
     assert [e["source"] for e in run.events("fetch_failed")] == [PROTOCOLS]
@@ -262,7 +262,7 @@ async def test_protocols_outage_does_not_hold_back_the_pools(run_with: RunWith) 
 
 async def test_lido_keeps_its_last_point_when_the_sma_endpoint_is_down(run_with: RunWith) -> None:
     run = await run_with({SMA: Reply(502, b"Bad Gateway", "text/plain")})
-    assert run.stored() == {PROTOCOLS: 6, YIELDS: 7, LIDO: 1}
+    assert run.stored() == {PROTOCOLS: 6, YIELDS: 9, LIDO: 1}
     ok, records, error = run.fetches()[LIDO]
     assert (ok, records) == (False, 1)
     assert error is not None
@@ -295,14 +295,14 @@ async def test_one_bad_pool_is_rejected_and_the_rest_stored(
 ) -> None:
     run = await run_with({"/pools": Reply(body=pools_with({1: changes}))})
 
-    assert run.stored() == {PROTOCOLS: 6, YIELDS: 6, LIDO: 8}
+    assert run.stored() == {PROTOCOLS: 6, YIELDS: 8, LIDO: 8}
     stored_ids = {
         r[0] for r in run.query("SELECT pool_id FROM observations WHERE source = ?", [YIELDS])
     }
     assert stored_ids == set(POOL_IDS) - {POOL_IDS[1]}
     assert run.stats.rejected == 1
     assert run.stats.fetch_failures == 0
-    assert run.fetches()[YIELDS] == (True, 7, None)  # the fetch itself was fine
+    assert run.fetches()[YIELDS] == (True, 9, None)  # the fetch itself was fine
     # Recorded with its reason and the original item.
     [rejection] = run.rejections()
     assert (rejection["source"], rejection["endpoint"]) == (YIELDS, "/pools")
@@ -310,7 +310,7 @@ async def test_one_bad_pool_is_rejected_and_the_rest_stored(
     assert re.search(reason, rejection["reason"]), rejection["reason"]
     assert json.loads(rejection["payload"])["pool"] == POOL_IDS[1]
     # Raw first: the bad item is archived like the good ones, for a replay after a fix.
-    assert run.query("SELECT count(*) FROM raw_records WHERE source = ?", [YIELDS]) == [(7,)]
+    assert run.query("SELECT count(*) FROM raw_records WHERE source = ?", [YIELDS]) == [(9,)]
     # Logged.
     [logged] = run.events("record_rejected")
     assert (logged["source"], logged["stage"], logged["native_id"]) == (YIELDS, stage, POOL_IDS[1])
@@ -325,7 +325,7 @@ async def test_one_bad_pool_is_rejected_and_the_rest_stored(
 async def test_every_bad_pool_gets_its_own_rejection(run_with: RunWith) -> None:
     changes = {index: fields for index, (fields, _, _) in enumerate(BAD_ITEMS.values())}
     run = await run_with({"/pools": Reply(body=pools_with(changes))})
-    assert run.stored()[YIELDS] == 7 - len(BAD_ITEMS)
+    assert run.stored()[YIELDS] == 9 - len(BAD_ITEMS)
     assert run.stats.rejected == len(BAD_ITEMS)
     rejections = {r["native_id"]: r for r in run.rejections()}
     assert set(rejections) == set(POOL_IDS[: len(BAD_ITEMS)])
@@ -355,7 +355,7 @@ async def test_source_that_recovers_within_its_attempts_stores_its_data(
     assert run.stored() == STORED
     assert run.hits["/pools"] == len(failures) + 1
     assert run.stats.fetch_failures == 0
-    assert run.fetches()[YIELDS] == (True, 7, None)
+    assert run.fetches()[YIELDS] == (True, 9, None)
     assert run.events("fetch_failed") == []
     retries = [e for e in run.logs if e["event"] == "stamina.retry_scheduled"]
     assert [e["source"] for e in retries] == [YIELDS] * len(failures)

@@ -60,14 +60,14 @@ async def test_an_item_nested_1000_levels_first_is_one_rejection(
 ) -> None:
     run = await run_with({"/pools": Reply(body=body_with(deep_item(), nan=nan))})
 
-    assert accounted(run) == (8, 7 - nan, 1 + nan)  # the NaN item is rejected too
-    assert run.fetches()[YIELDS][:2] == (True, 8)
+    assert accounted(run) == (10, 9 - nan, 1 + nan)  # the NaN item is rejected too
+    assert run.fetches()[YIELDS][:2] == (True, 10)
     [rejection] = [r for r in run.rejections() if r["native_id"] == "#0"]
     assert (rejection["stage"], rejection["native_id"]) == ("decode", "#0")
     assert rejection["reason"] == f"item nested deeper than {MAX_DEPTH} levels"
     assert rejection["payload"].endswith(b',"x":' + DEEP + b"}")
     ((archived,),) = run.query("SELECT count(*) FROM raw_records WHERE source = ?", [YIELDS])
-    assert archived == 7
+    assert archived == 9
     assert_summary_matches_store(run)
     logged = [e for e in run.events("record_rejected") if e["native_id"] == "#0"]
     assert [e["stage"] for e in logged] == ["decode"]
@@ -79,7 +79,7 @@ async def test_an_item_whose_id_is_a_lone_surrogate_is_a_rejection_not_an_archiv
     bad = orjson.dumps({**ITEMS[0], "pool": "PLACEHOLDER"}).replace(b"PLACEHOLDER", b"\\udfff")
     run = await run_with({"/pools": Reply(body=body_with(bad))})
 
-    assert accounted(run) == (8, 7, 1)
+    assert accounted(run) == (10, 9, 1)
     [rejection] = run.rejections()
     assert rejection["stage"] == "decode"
     assert "lone surrogate" in rejection["reason"]
@@ -98,7 +98,7 @@ async def test_items_sharing_an_id_keep_the_first_and_reject_the_others(
 
     run = await run_with({"/pools": Reply(body=body)})
 
-    assert accounted(run) == (9, 7, 2)
+    assert accounted(run) == (11, 9, 2)
     ((tvl,),) = run.query("SELECT tvl_usd FROM observations WHERE pool_id = ?", [first["pool"]])
     assert tvl == first["tvlUsd"]  # the first is kept
     reasons = sorted(r["reason"] for r in run.rejections())
@@ -116,4 +116,4 @@ def test_parse_rejects_the_deep_item_and_prints_the_others(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert f"rejected #0: [decode] item nested deeper than {MAX_DEPTH} levels" in done.stderr
-    assert last_line(done.stderr) == "8 records: 7 observations, 1 rejections"
+    assert last_line(done.stderr) == "10 records: 9 observations, 1 rejections"

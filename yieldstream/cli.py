@@ -8,7 +8,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,7 +28,7 @@ from yieldstream import settings as settings_mod
 from yieldstream.app import run_pipeline, store_of
 from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
 from yieldstream.backfill import backfill as run_backfill
-from yieldstream.contracts import Rejection
+from yieldstream.contracts import Rejection, Strategy
 from yieldstream.errors import BadResponse, ConfigError, StageFailed
 from yieldstream.pipeline import ALL_ROLES, Role, RunStats, SourceStats
 from yieldstream.registry import Source
@@ -357,6 +357,47 @@ def sql(
 
 
 @app.command()
+def crosscheck(
+    ctx: typer.Context,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            help="List products whose sources' APYs differ by more "
+            "than this many percentage points",
+        ),
+    ] = 0.5,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Hours from this day or time on (UTC) " + _default("the last 7 days")),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json")] = (
+        Format.table
+    ),
+) -> None:
+    """List the products whose sources disagree: worst and last APY gap, hours over it.
+
+    Reads the crosscheck view (one product from several sources, hour by hour). The
+    last column gives each source's APY in the last hour both were seen.
+
+    Example: yieldstream crosscheck --threshold 1 --since 2026-11-01
+    """
+    from yieldstream.disagreements import query as disagreements
+
+    settings = _settings(ctx)
+    start = since or datetime.now(UTC) - timedelta(days=7)
+    text = disagreements(threshold, start)
+    con = open_reader(store_of(settings))
+    try:
+        write_results(con, statements(text), fmt, sys.stdout.buffer, _note, 0)
+    except duckdb.Error as exc:
+        raise _fail(damaged(exc) or str(exc).splitlines()[0], 1) from None
+    finally:
+        con.close()
+
+
+@app.command()
 def parse(
     ctx: typer.Context,
     file: Annotated[
@@ -672,6 +713,8 @@ def sources(ctx: typer.Context) -> None:
         "rows stored",
         "rejected",
         "failed fetches",
+        "strategy",
+        "venue",
         "history (backfill)",
     )
     for name, src in all_sources().items():
@@ -686,9 +729,18 @@ def sources(ctx: typer.Context) -> None:
             str(rows_stored),
             str(rejected),
             str(failed),
+            *_offers(src),
             src.history.path if src.history else "none",
         )
     _out().print(table)
+
+
+def _offers(src: Source) -> tuple[str, str]:
+    """What a source's products are: its strategies and venues, as two cells."""
+    strategies = {strategy for strategy, _ in src.offers}
+    venues = sorted({venue.value for _, venue in src.offers})
+    shown = "any" if strategies == set(Strategy) else ", ".join(s.value for s in sorted(strategies))
+    return shown, ", ".join(venues)
 
 
 @app.command()
@@ -710,16 +762,22 @@ def demo(
 
     Example: yieldstream demo
     """
-    from yieldstream.loopback import recorded_routes, serve
+    from yieldstream.loopback import recorded_routes, recorded_settings, serve, source_url
 
     # The demo is quiet unless asked: its output is the query result.
     base = _settings(ctx, log_level=(ctx.obj or {}).get("log_level") or "warning")
     target: Path | None = data_dir or (ctx.obj or {}).get("data_dir")
     with tempfile.TemporaryDirectory(prefix="yieldstream-demo-") as tmp:
         directory = Path(target) if target else Path(tmp)
+        entities = recorded_settings()  # the recorded chains and markets, no others
         with serve(recorded_routes()) as (url, _hits):
             cfg = {
-                name: {**base.sources.get(name, {}), "base_url": url, "rate_per_s": 50.0}
+                name: {
+                    **base.sources.get(name, {}),
+                    **entities.get(name, {}),
+                    "base_url": source_url(url, name),
+                    "rate_per_s": 50.0,
+                }
                 for name in all_sources()
             }
             settings = base.model_copy(update={"data_dir": directory, "sources": cfg})
@@ -728,9 +786,10 @@ def demo(
         try:
             result = con.execute(
                 """
-                SELECT source, protocol, chain, symbol, strategy,
+                SELECT strategy, venue, source, protocol, chain, symbol,
                        round(apy_pct, 2) AS apy_pct, round(tvl_usd / 1e6, 1) AS tvl_musd
-                FROM latest_yields ORDER BY tvl_usd DESC NULLS LAST, source, pool_id
+                FROM latest_yields
+                ORDER BY strategy, venue, tvl_usd DESC NULLS LAST, source, pool_id
                 """
             )
             columns = [d[0] for d in result.description or []]

@@ -66,7 +66,7 @@ def test_collect_once_exits_0_when_every_source_fetched(
     env = {**daemon_env(url, tmp_path / "data"), **kafka_env(kafka_config(kafka_bootstrap))}
     result = collect_once(env, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert lines(result.stderr)["total"] == "published 22 records, 0 failed fetches"
+    assert lines(result.stderr)["total"] == "published 24 records, 0 failed fetches"
     assert "FAILED" not in result.stderr
 
 
@@ -91,9 +91,9 @@ async def test_a_sink_whose_store_failed_rejoins_and_stores_what_kafka_delivers_
                 assert not daemon.done(), daemon.exception() if daemon.done() else None
                 if not Store(settings.data_dir).exists:
                     return False
-                return bool(stored(settings, "SELECT count(*) FROM observations")[0][0] == 21)
+                return bool(stored(settings, "SELECT count(*) FROM observations")[0][0] == 23)
 
-            await wait_for(complete, 90, "21 observations after the failed store")
+            await wait_for(complete, 90, "23 observations after the failed store")
     [failed] = [e for e in logs if e["event"] == "stage_failed"]
     assert failed["stage"] == "store"
     assert failed["note"] == "restarting"

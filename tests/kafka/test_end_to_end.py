@@ -45,7 +45,7 @@ async def test_all_roles_over_kafka_store_what_the_embedded_pipeline_stores(
     embedded = make_settings(url, data_dir=tmp_path / "embedded")
     await run_pipeline(embedded, once=True, handle_signals=False)
     expected = stored(embedded, f"SELECT {COLUMNS} FROM observations ORDER BY ALL")
-    assert len(expected) == 21
+    assert len(expected) == 23
 
     kafka = make_settings(
         url, data_dir=tmp_path / "kafka", kafka=kafka_config(kafka_bootstrap), batch_size=500
@@ -60,7 +60,7 @@ async def test_all_roles_over_kafka_store_what_the_embedded_pipeline_stores(
             rows = stored(kafka, "SELECT count(*) FROM observations")[0][0]
             return bool(fetches == 3 and rows == len(expected))
 
-        await wait_for(complete, 60, "21 observations and 3 fetch reports")
+        await wait_for(complete, 60, "23 observations and 3 fetch reports")
     assert stored(kafka, f"SELECT {COLUMNS} FROM observations ORDER BY ALL") == expected
     rejected = "SELECT source, stage, reason FROM rejections ORDER BY ALL"
     assert stored(kafka, rejected) == stored(embedded, rejected)

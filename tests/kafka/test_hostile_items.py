@@ -46,9 +46,9 @@ async def test_hostile_items_reach_the_store_as_decode_rejections(
             if not Store(settings.data_dir).exists:
                 return False
             rows = stored(settings, "SELECT count(*) FROM observations")[0][0]
-            return bool(rows == 21 and len(stored(settings, query)) == 3)
+            return bool(rows == 23 and len(stored(settings, query)) == 3)
 
-        await wait_for(complete, 60, "21 observations and 3 rejections")
+        await wait_for(complete, 60, "23 observations and 3 rejections")
     reasons = stored(settings, query)
     assert [stage for stage, _ in reasons] == ["decode"] * 3
     assert reasons[0][1].startswith("duplicate id in one response")

@@ -49,7 +49,7 @@ def test_collect_transform_and_sink_daemons_fill_the_store_and_stop_on_sigterm(
             check=False,
         )
         assert collect.returncode == 0, collect.stderr.decode()[-2000:]
-        assert b"published 22 records, 0 failed fetches" in collect.stderr
+        assert b"published 24 records, 0 failed fetches" in collect.stderr
 
         def complete() -> bool:
             assert transform.poll() is None, tail(log)
@@ -58,7 +58,7 @@ def test_collect_transform_and_sink_daemons_fill_the_store_and_stop_on_sigterm(
                 return False
             return stored(
                 settings, "SELECT count(*), (SELECT count(*) FROM fetches) FROM observations"
-            )[0] == (21, 3)
+            )[0] == (23, 3)
 
         asyncio.run(wait_for_sync(complete, 60))
         for proc in (transform, sink):

@@ -26,12 +26,13 @@ import orjson
 
 from sinks.lake import Store
 from sinks.writer import LakeWriter
+from tests.conftest import FIRST_SOURCES, others_disabled
 from yieldstream.contracts import Observation, make_observation
 from yieldstream.loopback import Reply, Route, recorded_routes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
-SOURCES = ("defillama-yields", "defillama-protocols", "lido")
+SOURCES = FIRST_SOURCES
 POOLS_PER_RESPONSE = 5_000
 
 # Raw /pools records and stored observations, keyed the way the transform keys them:
@@ -109,6 +110,7 @@ def daemon_env(base_url: str, data_dir: Path, *, interval_s: float = 0.3) -> dic
         YIELDSTREAM_BATCH_SIZE="2000",  # several batches per fetch: more places to die
         YIELDSTREAM_COMPACT_EVERY="8",  # compactions get killed too
     )
+    env.update(others_disabled(SOURCES))
     for name in SOURCES:
         key = f"YIELDSTREAM_SOURCES__{name.upper().replace('-', '_')}"
         env[f"{key}__BASE_URL"] = base_url

@@ -30,7 +30,7 @@ async def test_metrics_count_fetched_stored_and_rejected(
     port = free_port()
     settings = make_settings(url, metrics_port=port)
     stats = await run_pipeline(settings, once=True, handle_signals=False)
-    assert stats.stored == 21
+    assert stats.stored == 23
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     assert 'yieldstream_observations_stored_total{source="lido"}' in text
@@ -62,8 +62,8 @@ async def test_daemon_polls_again_after_its_interval_and_stops_on_request(
     )
     assert calls == 3
     assert stats.fetch_failures == 0
-    assert stats.stored == 21  # later polls within the same hour add nothing
-    assert stats.duplicates >= 2 * 7
+    assert stats.stored == 23  # later polls within the same hour add nothing
+    assert stats.duplicates >= 2 * 9
 
 
 async def test_a_metrics_port_in_use_is_a_config_error(

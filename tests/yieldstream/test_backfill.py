@@ -120,8 +120,8 @@ def test_recorded_chart_history_goes_through_the_daemons_parts(
     url, hits = loopback(chart_routes(pool_ids))
     settings = make_settings(url)
     summary = run(settings)
-    assert (summary.entities, summary.done, summary.failed) == (7, 7, 0)
-    assert summary.stored == 7 * CHART_POINTS
+    assert (summary.entities, summary.done, summary.failed) == (9, 9, 0)
+    assert summary.stored == 9 * CHART_POINTS
     assert all(hits[f"/chart/{p}"] == 1 for p in pool_ids)
     # The listing snapshot is stored too, as a daemon fetch would store it.
     assert hits["/pools"] == 1
@@ -140,12 +140,12 @@ def test_recorded_chart_history_goes_through_the_daemons_parts(
         settings.data_dir,
         "SELECT status, count(*), sum(points) FROM backfill_checkpoints GROUP BY status",
     )
-    assert checkpoints == [("done", 7, 7 * CHART_POINTS)]
+    assert checkpoints == [("done", 9, 9 * CHART_POINTS)]
     # The raw archive holds every point, as kind 'history'.
     ((archived,),) = query(
         settings.data_dir, "SELECT count(*) FROM raw_records WHERE kind = 'history'"
     )
-    assert archived == 7 * CHART_POINTS
+    assert archived == 9 * CHART_POINTS
 
 
 def test_running_it_again_skips_what_is_done_and_adds_nothing(
@@ -199,7 +199,7 @@ def test_a_pool_whose_history_fails_once_is_retried_and_stored(
     url, hits = loopback(routes)
     summary = run(make_settings(url))
     assert hits[f"/chart/{pool_ids[0]}"] == 2
-    assert (summary.done, summary.failed, summary.stored) == (7, 0, 7 * CHART_POINTS)
+    assert (summary.done, summary.failed, summary.stored) == (9, 0, 9 * CHART_POINTS)
 
 
 def test_a_pool_that_keeps_failing_is_recorded_and_the_run_goes_on(
@@ -212,7 +212,7 @@ def test_a_pool_that_keeps_failing_is_recorded_and_the_run_goes_on(
     url, hits = loopback(routes)
     settings = make_settings(url)
     summary = run(settings)
-    assert (summary.done, summary.failed) == (5, 2)
+    assert (summary.done, summary.failed) == (7, 2)
     assert hits[f"/chart/{pool_ids[0]}"] == 3  # every attempt (attempts = 3), then failed
     reasons = dict(summary.failures)
     assert "HTTP 503" in reasons[pool_ids[0]]
@@ -231,9 +231,9 @@ def test_a_pool_that_keeps_failing_is_recorded_and_the_run_goes_on(
     # Upstream recovered: the next run fetches only the failed pools.
     fixed, fixed_hits = loopback(chart_routes(pool_ids))
     again = run(make_settings(fixed))
-    assert (again.done, again.skipped, again.failed) == (2, 5, 0)
+    assert (again.done, again.skipped, again.failed) == (2, 7, 0)
     assert sum(v for k, v in fixed_hits.items() if k.startswith("/chart/")) == 2
-    assert history_keys(settings.data_dir)[0] == 7 * CHART_POINTS
+    assert history_keys(settings.data_dir)[0] == 9 * CHART_POINTS
 
 
 def test_pools_not_in_the_listing_fail_with_the_reason(
@@ -529,7 +529,7 @@ def test_the_command_prints_a_summary_and_its_failures(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope"], "unknown source 'nope'; known sources: defillama-protocols"),
+        (["nope"], "unknown source 'nope'; known sources: aave-v3, "),
         ([POOLS, "--since", "2024-01-01", "--until", "2023-01-01"], "is not before --until"),
         ([POOLS, "--since", "last year"], "Invalid value for '--since'"),
     ],

@@ -312,7 +312,7 @@ async def test_a_batch_archived_and_not_stored_is_stored_at_the_next_start(
     assert recovered == set(pending)
     assert recovered <= {entry.get("batch_id") for entry in events(logs, "batch_stored")}
     ((stored,),) = query(settings.data_dir, "SELECT count(*) FROM observations")
-    assert stored == 21  # every recorded observation, once
+    assert stored == 23  # every recorded observation, once
     writer = LakeWriter(store_of(settings))
     try:
         assert writer.pending() == []
