@@ -48,7 +48,7 @@ def test_run_once_exits_0_and_sums_up_each_source(loopback: StartServer, tmp_pat
     result = yieldstream_cmd("run", "--once", env=env_for(url, tmp_path / "data"))
     assert result.returncode == 0, result.stderr
     lines = summary(result.stderr)
-    assert lines["defillama-yields"].startswith("fetched 7 records: 7 observations stored, ")
+    assert lines["defillama-yields"].startswith("fetched 9 records: 9 observations stored, ")
     assert lines["defillama-protocols"].startswith("fetched 6 records: 6 observations stored, ")
     assert lines["total"].startswith("fetched 24 records: 23 observations stored, ")
     assert "FAILED" not in result.stderr

@@ -110,7 +110,7 @@ def test_reference_categories_classify_pools_by_their_protocol(tmp_path: Path) -
         None,
         True,
     )
-    assert result.stderr.strip() == "7 records: 7 observations, 0 rejections"  # no warning
+    assert result.stderr.strip() == "9 records: 9 observations, 0 rejections"  # no warning
 
 
 def test_unknown_source_is_a_one_line_error(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_unknown_source_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "unknown source 'nope'" in result.stderr
-    assert "known sources: defillama-protocols, defillama-yields, lido" in result.stderr
+    assert "known sources: aave-v3, " in result.stderr
     assert "Traceback" not in result.stderr
 
 
