@@ -428,18 +428,37 @@ def test_joined_rounds_line_up_one_entity_with_every_endpoint(name: str) -> None
     assert {f for served in rounds for _, f in served.values()} == named
 
 
+def _rpc_recordings(name: str) -> dict[str, Path]:
+    """A source's recordings that name no endpoint, by the JSON-RPC method they may
+    answer (``getInflationGovernor-*.json``): Solana's requests share one path."""
+    endpoints = registry.sources()[name].endpoints
+    return {
+        f.name.split("-", 1)[0]: f
+        for f in fixture_files(name)
+        if recorded_path(endpoints, f) is None
+    }
+
+
 def _serving(
-    served: dict[str, tuple[Endpoint, Path]], requests: list[httpx.Request]
+    served: dict[str, tuple[Endpoint, Path]],
+    requests: list[httpx.Request],
+    rpc: dict[str, Path] | None = None,
 ) -> Callable[[httpx.Request], httpx.Response]:
-    """A MockTransport handler: recorded responses at their paths, 404 elsewhere."""
+    """A MockTransport handler: recorded responses at their paths, 404 elsewhere; a
+    JSON-RPC POST whose method names one of ``rpc`` gets that recording."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(request)
         found = served.get(request.url.path)
-        if found is None:
+        body = orjson.loads(request.content) if request.method == "POST" else None
+        method = body.get("method") if isinstance(body, dict) else None
+        recorded = (rpc or {}).get(method) if isinstance(method, str) else None
+        if recorded is None and found is not None:
+            recorded = found[1]
+        if recorded is None:
             return httpx.Response(404, json={"error": "not found"})
         return httpx.Response(
-            200, content=found[1].read_bytes(), headers={"content-type": "application/json"}
+            200, content=recorded.read_bytes(), headers={"content-type": "application/json"}
         )
 
     return handler
@@ -466,7 +485,7 @@ async def test_collect_fetches_the_real_paths_and_yields_transformable_records(
                     named.append(entity)
         cfg = src.config_model(**entities)
         requests: list[httpx.Request] = []
-        handler = _serving(served, requests)
+        handler = _serving(served, requests, _rpc_recordings(name))
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             records = [r async for r in src.collect(client, cfg, "run-contract")]
 

@@ -285,3 +285,27 @@ def ratio(part: Any, whole: Any) -> Decimal:
     with localcontext() as ctx:
         ctx.prec = _PRECISION
         return top / bottom
+
+
+LEGACY_DEC_DECIMALS: Final = 18  # a Cosmos SDK LegacyDec is an integer scaled by 1e18
+_LEGACY_DEC = re.compile(r"\d+(?:\.\d+)?")
+
+
+def legacy_dec(value: Any) -> Decimal:
+    """A Cosmos SDK ``LegacyDec`` string (inflation, community tax) as an exact Decimal.
+
+    The LCD writes it as a decimal, ``"0.130197115720711261"`` (``String()`` always
+    prints 18 places, so it has a ``.``); gRPC-JSON answers (and the x/mint README)
+    write its 1e18-scaled integer, ``"130197115720711261"``. Told apart as: a string
+    without a ``.`` whose value is >= 1 is scaled by 1e18 (a decimal-form ``LegacyDec``
+    never lacks its ``.``); ``"0"`` is zero either way. Anything but a string of
+    digits (signs, exponents, numbers, bools) is a ValueError.
+    """
+    if not isinstance(value, str) or not _LEGACY_DEC.fullmatch(value.strip()):
+        raise ValueError(
+            f"expected a LegacyDec string like '0.13' or '130000000000000000', got {value!r}"
+        )
+    number = exact(value)
+    if "." not in value and number >= 1:
+        return scaled(number, LEGACY_DEC_DECIMALS)
+    return number

@@ -61,12 +61,16 @@ class Level(StrEnum):
     """What an observation measures: a product that earns a yield, or a protocol's TVL.
 
     Only products are yields (``latest_yields``, ``yield_history``, ``crosscheck``);
-    a protocol's total TVL and its per-chain parts are ``protocol_tvl``.
+    a protocol's total TVL and its per-chain parts are ``protocol_tvl``; a network's
+    inflation is ``network_inflation``.
     """
 
     PRODUCT = "product"  # one way of earning on one asset: a pool, reserve, staking token
     PROTOCOL = "protocol"  # a protocol's total TVL
     PROTOCOL_CHAIN = "protocol_chain"  # one chain's part of a protocol's TVL
+    # A network's own figure, not a yield: a token's supply inflation (``apy_pct`` is
+    # the annual supply growth in percent), for the real yield of staking it.
+    NETWORK = "network"
 
 
 RecordKind = Literal["snapshot", "history"]

@@ -6,6 +6,7 @@ points at it, so the real collectors run unchanged, offline. Binds 127.0.0.1 onl
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,15 +40,21 @@ class _Handler(BaseHTTPRequestHandler):
     hits: ClassVar[dict[str, int]]
 
     def do_POST(self) -> None:
-        """A POST (a GraphQL query) is answered like a GET of its path; its body is read."""
+        """A POST (a GraphQL query) is answered like a GET of its path; a JSON-RPC
+        call by the route of its method, ``<path>#<method>``, where there is one."""
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.do_GET()
+        try:
+            body = orjson.loads(self.rfile.read(length))
+        except orjson.JSONDecodeError:
+            body = None
+        method = body.get("method") if isinstance(body, dict) else None
+        self.do_GET(method if isinstance(method, str) else None)
 
-    def do_GET(self) -> None:
+    def do_GET(self, method: str | None = None) -> None:
         path = self.path.split("?", 1)[0]
         self.hits[path] = self.hits.get(path, 0) + 1
-        route = self.routes.get(path)
+        route = self.routes.get(f"{path}#{method}") if method else None
+        route = route or self.routes.get(path)
         reply = (
             Reply(404, b'{"error":"not found"}')
             if route is None
@@ -110,11 +117,19 @@ def recorded_routes(root: Path | None = None) -> dict[str, Route]:
     Every route is served under ``/<source>`` too: a source whose base URL is
     :func:`source_url` gets its own responses where two sources share a path
     (``/graphql``). The bare paths are the ones no two sources share.
+
+    JSON-RPC calls share one path: a recording named after a method
+    (``getInflationGovernor-*.json``) that names no endpoint answers that method's
+    POSTs to its source's POST endpoint (route ``<path>#<method>``).
     """
+    served = [
+        (name, path, Reply(body=_merged(endpoint, recordings)))
+        for name, endpoint, path, recordings in _recorded_by_source(root)
+    ]
+    served += [(name, key, Reply(body=body)) for name, key, body in _recorded_calls(root)]
     routes: dict[str, Route] = {}
     shared: set[str] = set()
-    for name, endpoint, path, recordings in _recorded_by_source(root):
-        reply = Reply(body=_merged(endpoint, recordings))
+    for name, path, reply in served:
         routes[f"/{name}{path}"] = reply
         if path in routes or path in shared:
             shared.add(path)
@@ -122,6 +137,24 @@ def recorded_routes(root: Path | None = None) -> dict[str, Route]:
         else:
             routes[path] = reply
     return routes
+
+
+_METHOD = re.compile(r"[a-z]+[A-Z][A-Za-z]*")
+
+
+def _recorded_calls(root: Path | None) -> Iterator[tuple[str, str, bytes]]:
+    """JSON-RPC recordings named after their method: ``(source, path#method, body)``."""
+    from ingest._records import recorded_path
+    from yieldstream.registry import sources
+
+    root = root or recorded_dir()
+    for src in sources().values():
+        posts = {e.path for e in src.endpoints if e.method == "POST"}
+        for recorded in sorted((root / src.name).glob("*.json")):
+            method = recorded.name.split("-", 1)[0]
+            if posts and _METHOD.fullmatch(method) and not recorded_path(src.endpoints, recorded):
+                for path in sorted(posts):
+                    yield src.name, f"{path}#{method}", recorded.read_bytes()
 
 
 def source_url(url: str, source: str) -> str:

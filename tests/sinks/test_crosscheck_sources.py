@@ -154,8 +154,10 @@ def test_every_first_party_source_meets_defillama_on_a_product(
     writer: LakeWriter, tmp_path: Path
 ) -> None:
     # Every first-party source has a product here, but the CeFi desks (DefiLlama lists
-    # none) and Lido (tests/sinks/test_products.py); DefiLlama's own two are the peer.
+    # none), Lido (tests/sinks/test_products.py) and the networks' inflation (no
+    # product); DefiLlama's own two are the peer.
     apart = {pools.SOURCE, "defillama-protocols", "lido", "bitfinex", "okx", "kucoin", "bybit"}
+    apart |= {"solana-inflation", "cosmos-inflation", "ethereum-issuance"}
     assert set(sources()) - apart == {v[0] for v in PRODUCTS.values()}
     for product, (name, project, symbol, chain, *meta) in PRODUCTS.items():
         ours = [o for o in first_party(name) if o.product_id == product]
