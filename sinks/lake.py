@@ -645,7 +645,12 @@ def _define_views(con: duckdb.DuckDBPyConnection) -> None:
     DuckLake 0.3 failed the commit of another writer whose transaction had begun
     before them ("Failed to parse catalog entry - trailing data after quoted value").
     """
-    script = (SQL / "views.sql").read_text()
+    # views.sql, then the views built on them (views_*.sql), in name order.
+    scripts = sorted(
+        (p for p in SQL.iterdir() if p.name.startswith("views") and p.name.endswith(".sql")),
+        key=lambda p: p.name,
+    )
+    script = "\n".join(p.read_text() for p in scripts)
     stamp = f"yieldstream views.sql {hashlib.sha256(script.encode()).hexdigest()[:16]}"
     names = re.findall(r"CREATE OR REPLACE VIEW (\w+)", script)
     found = con.execute(

@@ -117,6 +117,28 @@ async def test_replay_applies_a_transform_change_to_history_without_duplicates(
     assert (again.added, again.removed, again.changed) == (0, 0, 0)
 
 
+DERIVED = f"SELECT pool_id, apy_pct, mu FROM pool_stats WHERE source = '{POOLS}' ORDER BY ALL"
+
+
+async def test_the_derived_figures_follow_a_replayed_transform_change(
+    loopback: StartServer, make_settings: Callable[..., Settings], steady_hour: None
+) -> None:
+    """pool_stats (like real_yields and strategy_compare) is a view over the
+    observations: a replay carries it."""
+    settings = await stored_run(loopback, make_settings, [])
+    before = query(settings.data_dir, DERIVED)
+    assert sum(1 for _, apy, _ in before if apy) == 4
+    replay(Store(settings.data_dir), only=[POOLS], sources=with_pools_transform(apy_times_two))
+    after = query(settings.data_dir, DERIVED)
+    assert [row[0] for row in after] == [row[0] for row in before]
+    for (_, apy, _), (pool, apy2, mu2) in zip(before, after, strict=True):
+        doubled = None if apy is None else apy * 2
+        assert apy2 == doubled, pool
+        if doubled is not None:  # one day seen: the geometric mean is that day's APY
+            assert mu2 is not None
+            assert abs(mu2 - doubled) < 1e-9 * max(1.0, doubled), pool
+
+
 async def test_rejections_that_now_pass_are_stored(
     loopback: StartServer, make_settings: Callable[..., Settings], steady_hour: None
 ) -> None:
