@@ -59,16 +59,18 @@ def peak_rss_mib() -> float:
 
 
 async def _run_ours(
-    input_path: Path, data_dir: Path, batch_size: int, processes: int
+    input_path: Path, data_dir: Path, batch_size: int, processes: int, alerts: bool
 ) -> dict[str, Any]:
     import transforms.defillama_yields as transform
     from ingest.defillama_yields import ENDPOINTS, Config
+    from sinks.alerts import Alerting
     from sinks.lake import Store
     from sinks.writer import LakeWriter
     from yieldstream.bus import MemoryBus
     from yieldstream.contracts import RawRecord
     from yieldstream.pipeline import Pipeline
     from yieldstream.registry import Source
+    from yieldstream.settings import AlertSettings
     from yieldstream.transformer import Transformer
 
     name = "defillama-yields"
@@ -112,6 +114,8 @@ async def _run_ours(
             bus=MemoryBus(4),
             batch_size=batch_size,
             transformer=Transformer(processes),
+            # As `yieldstream run` does by default: alerts judged after each batch.
+            alerting=Alerting(AlertSettings(), (name,)) if alerts else None,
         )
         started = time.perf_counter()
         stats = await pipeline.run(once=True, stop=asyncio.Event())
@@ -136,7 +140,13 @@ def child(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         if args.child == "yieldstream":
             result = asyncio.run(
-                _run_ours(Path(args.input), Path(tmp), args.batch_size, args.transform_processes)
+                _run_ours(
+                    Path(args.input),
+                    Path(tmp),
+                    args.batch_size,
+                    args.transform_processes,
+                    not args.no_alerts,
+                )
             )
         else:
             from bench.dlt_peer import run_dlt
@@ -164,6 +174,7 @@ def run_child(kind: str, args: argparse.Namespace, input_path: Path) -> dict[str
         str(args.batch_size),
         "--transform-processes",
         str(args.transform_processes),
+        *(["--no-alerts"] if args.no_alerts else []),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -180,6 +191,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=20_000)
     parser.add_argument("--transform-processes", type=int, default=1)
     parser.add_argument("--no-dlt", action="store_true", help="measure yieldstream only")
+    parser.add_argument(
+        "--no-alerts", action="store_true", help="without alert evaluation after each batch"
+    )
     parser.add_argument("--workdir", default=tempfile.gettempdir())
     parser.add_argument("--child", choices=["yieldstream", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)

@@ -261,6 +261,12 @@ class LakeWriter:
                 self._space.succeeded()
             return result
 
+    def committed(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``work`` in one write transaction of its own, as a batch is written: under
+        the write lock, run again from the start if its commit clashed. For what the
+        sink keeps beside the batches (alerts, :mod:`sinks.alerts`)."""
+        return self._committed(work)
+
     def _committed_once(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         for attempt in stamina.retry_context(
             on=_raced,

@@ -17,6 +17,7 @@ import structlog
 from aiolimiter import AsyncLimiter
 
 from ingest._http import RateLimitedTransport, SourceConfig
+from sinks.alerts import Alerting
 from sinks.lake import Store
 from sinks.writer import LakeWriter
 from yieldstream import __version__
@@ -99,6 +100,9 @@ async def run_pipeline(
                     store_of(settings), compact_every=settings.compact_every, wait_for_space=True
                 )
                 stack.callback(writer.close)
+            alerting = None
+            if writer is not None and settings.alerts.enabled:
+                alerting = Alerting(settings.alerts, _expected(settings, chosen))
             bus: Bus
             if kafka:
                 from yieldstream.kafka import KafkaBus  # the one module importing aiokafka
@@ -106,7 +110,8 @@ async def run_pipeline(
                 kafka_bus = KafkaBus(settings.kafka, batch_size=settings.batch_size)
                 stack.push_async_callback(kafka_bus.aclose)
                 await kafka_bus.start(
-                    produce=bool(roles & {"collect", "transform"}),
+                    # A sink publishes the alerts it opened.
+                    produce=bool(roles & {"collect", "transform"}) or alerting is not None,
                     follow_reference="transform" in roles,
                 )
                 bus = kafka_bus
@@ -127,6 +132,7 @@ async def run_pipeline(
                 if "transform" in roles
                 else None,
                 roles=roles,
+                alerting=alerting,
             )
             log.info(
                 "pipeline_started",
@@ -150,6 +156,14 @@ async def run_pipeline(
         if handle_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+
+
+def _expected(settings: Settings, polled: Mapping[str, Source]) -> tuple[str, ...]:
+    """The sources whose fetches the stale check expects: those this process polls,
+    else (a sink on its own) every enabled one."""
+    if polled:
+        return tuple(polled)
+    return tuple(name for name in sources() if settings.source_config(name).enabled)
 
 
 def _serve_metrics(settings: Settings) -> None:

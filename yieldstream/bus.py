@@ -2,7 +2,8 @@
 
 Topics (ARCHITECTURE.md): ``yields.raw`` carries raw record batches from collectors,
 ``yields.observations`` carries transform outcomes (observations, rejections and
-fetch reports) to the sink. The embedded bus is a set of bounded asyncio queues:
+fetch reports) to the sink; ``yields.alerts`` carries the alerts the sink opened or
+cleared (Kafka mode only). The embedded bus is a set of bounded asyncio queues:
 a full queue makes the producer wait (back-pressure), and :meth:`MemoryBus.close`
 lets consumers drain what is queued before they stop, so a clean shutdown loses
 nothing. Messages are committed once the consumer's downstream step is done.
@@ -18,6 +19,9 @@ from typing import Any, Final, Protocol
 
 RAW: Final = "yields.raw"
 OBSERVATIONS: Final = "yields.observations"
+# Alerts the sink opened or cleared, published after the store committed them. Only
+# a durable bus carries them: in one process the store's alerts table is the feed.
+ALERTS: Final = "yields.alerts"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import DefaultPartitioner
 
-from yieldstream import metrics, wire
+from yieldstream import alerts, metrics, wire
 from yieldstream.bus import OBSERVATIONS, RAW, Message
 from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
 from yieldstream.errors import ConfigError, RetriableError
@@ -244,7 +244,7 @@ class KafkaBus:
         cfg = self.settings
         wanted = [
             NewTopic(name, cfg.partitions, cfg.replication_factor)
-            for name in (cfg.topics.raw, cfg.topics.observations, cfg.topics.dlq)
+            for name in (cfg.topics.raw, cfg.topics.observations, cfg.topics.dlq, cfg.topics.alerts)
         ]
         wanted.append(
             NewTopic(
@@ -342,6 +342,11 @@ class KafkaBus:
                 (key, encoded, headers) for key, encoded in _encoded(value.observations)
             ]
             out[topics.dlq] = [self._rejected(r) for r in value.rejections]
+        elif isinstance(value, alerts.Alerts):
+            out[topics.alerts] = [
+                (a.key.encode(), alerts.encode(a), _headers(a.source, f"alert_{a.event}"))
+                for a in value
+            ]
         else:
             raise TypeError(f"cannot publish {type(value).__name__} to {topic}")
         await self._send_retrying(out)

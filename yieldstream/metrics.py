@@ -30,3 +30,9 @@ KAFKA_COMMIT_FAILURES = Counter(
 DLQ_MESSAGES = Counter(
     "yieldstream_dlq_messages", "Rejections sent to the dead-letter topic", ["source", "stage"]
 )
+ALERTS = Counter("yieldstream_alerts", "Alerts opened and cleared", ["kind", "event"])
+ALERT_FAILURES = Counter(
+    "yieldstream_alert_failures",
+    "Alert evaluations or publishes that failed (the batch is stored all the same)",
+    ["step"],
+)

@@ -8,7 +8,10 @@ Three kinds of tasks connected by the bus (:mod:`yieldstream.bus`):
   in a worker process, and publishes the observations and rejections to
   ``yields.observations`` only once the archive committed (raw first: a fetched
   snapshot cannot be fetched again);
-* the **sink** stores them (idempotent on the natural key) and journals the batch.
+* the **sink** stores them (idempotent on the natural key) and journals the batch,
+  then opens and clears alerts for the pools stored (:mod:`sinks.alerts`; one pass at
+  most every ``alerts.evaluate_every_s``, over the batches stored since), in a
+  transaction of their own: a failure there is logged and counted, never the batch's.
 
 All store calls run on one dedicated thread; DuckDB and pyarrow release the GIL, so
 storing overlaps with collecting. At start, batches archived but not stored (a kill
@@ -43,9 +46,11 @@ import httpx
 import structlog
 
 from ingest._http import SourceConfig
+from sinks.alerts import Alerting
 from sinks.writer import LakeWriter, Stored
 from transforms import Context, Reference, reject
 from yieldstream import metrics
+from yieldstream.alertpass import AlertPasses
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
 from yieldstream.contracts import FetchReport, RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, StageFailed, YieldstreamError
@@ -147,6 +152,7 @@ class Pipeline:
         batch_size: int,
         transformer: Transformer | None = None,
         roles: frozenset[Role] = ALL_ROLES,
+        alerting: Alerting | None = None,
     ) -> None:
         if "sink" in roles and writer is None:
             raise ValueError("the sink role needs a store writer")
@@ -158,6 +164,13 @@ class Pipeline:
         self.batch_size = batch_size
         self.transformer = transformer or Transformer(processes=0)
         self.roles = roles
+        self.alerts = (
+            AlertPasses(
+                alerting, lambda pools: self._on_store(alerting.evaluate, self._writer, pools), bus
+            )
+            if alerting is not None and "sink" in roles
+            else None
+        )
         # Raw first: without a durable bus, raw records go to the store's archive.
         self.archives = writer is not None and not bus.durable
         self.stats = RunStats(sources={name: SourceStats() for name in sources})
@@ -551,17 +564,27 @@ class Pipeline:
     async def _sink(self) -> None:
         """Store what arrives, in order; the next message is received and decoded while
         the previous one is being stored (the store thread releases the GIL)."""
-        await self._supervised(
-            "store",
-            lambda: _in_order(
-                self.bus.subscribe(OBSERVATIONS),
-                lambda message: self._sink_one(message.value),
-                self._stored,
-                SINKS_IN_FLIGHT,
-                self._dropped,
-                self._skipping("store"),
-            ),
-        )
+        ticker = None
+        if self.alerts is not None:  # no batch at all is when sources go stale
+            ticker = asyncio.create_task(self.alerts.tick(self._stop), name="alerts")
+        try:
+            await self._supervised(
+                "store",
+                lambda: _in_order(
+                    self.bus.subscribe(OBSERVATIONS),
+                    lambda message: self._sink_one(message.value),
+                    self._stored,
+                    SINKS_IN_FLIGHT,
+                    self._dropped,
+                    self._skipping("store"),
+                ),
+            )
+            if self.alerts is not None:  # what was stored since the last pass
+                await self.alerts.flush()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
 
     async def _stored(self, message: Message, _: None) -> None:
         self._resolve(message.value.token)
@@ -582,6 +605,8 @@ class Pipeline:
                 await self._store(value)
         except Exception as exc:
             raise StageFailed("store", exc) from exc
+        if self.alerts is not None:
+            await self.alerts.stored(value.observations if isinstance(value, Outcome) else None)
 
     async def _store(self, outcome: Outcome) -> None:
         with structlog.contextvars.bound_contextvars(

@@ -47,6 +47,7 @@ class KafkaTopics(BaseModel):
     observations: str = Field("yields.observations", min_length=1)
     dlq: str = Field("yields.dlq", min_length=1)
     reference: str = Field("yields.reference", min_length=1)
+    alerts: str = Field("yields.alerts", min_length=1)
 
 
 class KafkaGroups(BaseModel):
@@ -101,6 +102,53 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
 
 
+class AlertSettings(BaseModel):
+    """When the sink opens an alert (sinks/alerts.py; each kind in the README)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="evaluate alerts after stored batches")
+    evaluate_every_s: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="one pass at most this often, over the pools stored since (0: every batch)",
+    )
+    spike_multiple: float = Field(
+        5.0, gt=1, description="apy_spike: APY above this many times its recent level"
+    )
+    spike_window_h: float = Field(
+        5.0, gt=0, le=24 * 30, description="apy_spike: the recent level is of these hours"
+    )
+    stuck_polls: int = Field(
+        12, ge=2, le=1000, description="apy_stuck: this many polls in a row with one APY"
+    )
+    stuck_window_h: float = Field(
+        48.0, gt=0, le=24 * 90, description="apy_stuck: polls looked for within these hours"
+    )
+    drawdown_pct: float = Field(
+        50.0, gt=0, lt=100, description="tvl_drawdown: TVL down this much from its peak"
+    )
+    drawdown_window_h: float = Field(
+        24.0, gt=0, le=24 * 30, description="tvl_drawdown: the peak is of these hours"
+    )
+    drawdown_min_tvl_usd: float = Field(
+        10_000.0, ge=0, description="tvl_drawdown: only pools whose peak was at least this"
+    )
+    stale_after_h: float = Field(
+        6.0, gt=0, le=24 * 90, description="stale_source: no successful fetch for this long"
+    )
+    stale_check_s: float = Field(
+        300.0, gt=0, le=86_400, description="stale_source: checked this often without batches"
+    )
+    disagreement_pp: float = Field(
+        1.0, ge=0, le=1e6, description="disagreement: APY gap beyond these percentage points"
+    )
+    disagreement_reference: str = Field(
+        "defillama-yields", min_length=1, description="disagreement: the aggregator compared to"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YIELDSTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -125,6 +173,7 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
     kafka: KafkaSettings = KafkaSettings()
+    alerts: AlertSettings = AlertSettings()
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("sources", mode="before")
