@@ -185,6 +185,10 @@ def test_demo_prints_stored_yields(tmp_path: Path) -> None:
     try:
         products = con.execute("SELECT count(*) FROM latest_yields").fetchone()
         kinds = set(con.execute("SELECT DISTINCT strategy, venue FROM latest_yields").fetchall())
+        real = con.execute(
+            "SELECT DISTINCT symbol, inflation_source FROM real_yields "
+            "WHERE real_apy_pct IS NOT NULL"
+        ).fetchall()
     finally:
         con.close()
     assert products is not None
@@ -195,6 +199,9 @@ def test_demo_prints_stored_yields(tmp_path: Path) -> None:
     assert ("lending", "cefi", "okx") in shown  # a CeFi lending row
     assert ("staking", "defi", "rocket-pool") in shown  # a first-party staking row
     assert ("staking", "defi", "defillama-yields") in shown  # beside DefiLlama's
+    # The networks' inflation is served too: staking shows its real yield.
+    assert {("STETH", "ethereum-issuance"), ("JITOSOL", "solana-inflation")} <= set(real)
+    assert "real_apy_pct" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -116,3 +116,12 @@ def test_a_long_id_is_whole_in_a_narrow_terminal(store: Path) -> None:
     text = output.decode()
     assert f"│ {LONG_ID} │" in text
     assert "…" not in text
+
+
+def test_ids_that_look_like_emoji_codes_are_printed_as_they_are(store: Path) -> None:
+    result = sql(store, "SELECT 'morpho:base:x:smile:' AS product_id")
+    assert result.returncode == 0, result.stderr
+    assert "morpho:base:x:smile:" in result.stdout
+    failed = sql(store, 'SELECT * FROM "nope:x:tables"')
+    assert failed.returncode != 0
+    assert "nope:x:tables" in failed.stderr

@@ -43,12 +43,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+err = Console(stderr=True, emoji=False)  # ids such as "a:x:b" stay as they are
 
 
 def _out() -> Console:
     """stdout console; wide when piped, so tables are not squeezed into 80 columns."""
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return Console(width=None if sys.stdout.isatty() else 200, emoji=False)
 
 
 def _error(message: str) -> None:
@@ -395,6 +395,135 @@ def crosscheck(
         raise _fail(damaged(exc) or str(exc).splitlines()[0], 1) from None
     finally:
         con.close()
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    product: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="PRODUCT",
+            help="Product ids as stored, e.g. lido:ethereum:steth",
+            show_default=False,
+        ),
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            metavar="ASSET",
+            help="Instead: this asset's strategies side by side (ETH, SOL, USDC...)",
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The chart to write: a .png or .svg file")
+    ] = Path("yieldstream-plot.png"),
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="History from this day or time on (UTC) " + _default("all of it")),
+    ] = None,
+) -> None:
+    """Draw APY, real APY and TVL over time for products, or compare an asset's strategies.
+
+    One line per product and source: APY (and, dashed, the real APY net of the
+    token's inflation, where the store has it) in percent above, TVL in USD below.
+    With --compare ASSET: bars per strategy and venue of the TVL-weighted APY and
+    real APY over all chains (the strategy_compare view), with products and TVL.
+
+    Example: yieldstream plot lido:ethereum:steth rocket-pool:ethereum:reth --out eth.svg
+    """
+    from yieldstream import plot as figures
+
+    if compare is not None and product:
+        raise _fail("give products or --compare ASSET, not both")
+    if compare is None and not product:
+        raise _fail("name a product (e.g. lido:ethereum:steth), or pass --compare ASSET")
+    if compare is not None and since is not None:
+        raise _fail("--since is for products' history; --compare reads each product's newest")
+    if compare is not None and not compare.strip():
+        raise _fail("--compare needs an asset, e.g. --compare ETH")
+    settings = _settings(ctx)
+    bars: list[figures.Bar] = []
+    lines: list[figures.Line] = []
+    try:
+        fmt = figures.out_format(out)
+        con = open_reader(store_of(settings))
+        try:
+            if compare:
+                bars = figures.compare(con, compare)
+            else:
+                lines = figures.history(con, product or [], _utc(since))
+        finally:
+            con.close()
+    except figures.PlotError as exc:
+        raise _fail(str(exc)) from None
+    except duckdb.Error as exc:
+        raise _fail(_store_error(exc), 1) from None
+    from yieldstream import charts  # matplotlib: only now, so the CLI starts fast
+
+    try:
+        if compare:
+            charts.draw_compare(compare.strip().upper(), bars, out, fmt)
+        else:
+            charts.draw_history(lines, out, fmt)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}", 1) from None
+    _note(f"wrote {out}")
+
+
+@app.command()
+def alerts(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATETIME|DURATION",
+            help="Alerts opened or cleared from then on: 6h, 2d, 2026-11-01 (UTC) "
+            + _default("all"),
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep polling and print new alerts until Ctrl-C")
+    ] = False,
+    open_only: Annotated[bool, typer.Option("--open", help="Only alerts not cleared")] = False,
+    every: Annotated[
+        float, typer.Option("--every", min=0.1, help="With --follow: seconds between polls")
+    ] = 5.0,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, csv or json")] = (
+        Format.table
+    ),
+) -> None:
+    """List the alerts the sink opened: APY spikes, stuck APYs, TVL drawdowns, stale
+    sources, disagreements with DefiLlama (each with the figures that set it off).
+
+    Reads the store read-only; safe while the daemon writes.
+
+    Example: yieldstream alerts --since 24h --open
+    """
+    from yieldstream.alertlist import show
+    from yieldstream.alerts import parse_since
+
+    settings = _settings(ctx)
+    try:
+        start = parse_since(since) if since is not None else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        show(
+            store_of(settings),
+            since=start,
+            open_only=open_only,
+            fmt=fmt,
+            out=sys.stdout.buffer,
+            note=_note,
+            follow=follow,
+            every_s=every,
+        )
+    except KeyboardInterrupt:  # --follow ends with Ctrl-C
+        sys.stdout.flush()
+    except duckdb.Error as exc:
+        raise _fail(_store_error(exc), 1) from None
 
 
 @app.command()
@@ -787,8 +916,11 @@ def demo(
             result = con.execute(
                 """
                 SELECT strategy, venue, source, protocol, chain, symbol,
-                       round(apy_pct, 2) AS apy_pct, round(tvl_usd / 1e6, 1) AS tvl_musd
+                       round(apy_pct, 2) AS apy_pct, round(r.real_apy_pct, 2) AS real_apy_pct,
+                       round(tvl_usd / 1e6, 1) AS tvl_musd
                 FROM latest_yields
+                LEFT JOIN (SELECT source, pool_id, observed_at, real_apy_pct FROM real_yields) AS r
+                    USING (source, pool_id, observed_at)
                 ORDER BY strategy, venue, tvl_usd DESC NULLS LAST, source, pool_id
                 """
             )
