@@ -11,9 +11,12 @@ transforms it (:func:`transforms.apply` refuses it too). The other items go on.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from ingest._http import dump_item
+from yieldstream.contracts import RawRecord
 from yieldstream.items import MAX_DEPTH, id_problem, shown, too_deep
 
 # How much of the first item's payload a duplicate's reason quotes.
@@ -104,3 +107,30 @@ def dump_deep(value: Any) -> bytes:
         else:
             parts.append(json.dumps(node).encode())
     return b"".join(parts)
+
+
+def joined_records(
+    items: Iterable[Any],
+    native: Callable[[Any], Any],
+    *,
+    source: str,
+    endpoint: str,
+    fetched_at: datetime,
+    run_id: str,
+    lenient: bool,
+) -> Iterator[RawRecord]:
+    """The snapshot records of items a collector joined from several responses (one
+    per vault, pool or chain), each checked as one response's items are."""
+    checked = Items(lenient=lenient)
+    for index, item in enumerate(items):
+        native_id, payload, problem = checked.check(index, native(item), item)
+        yield RawRecord(
+            source=source,
+            endpoint=endpoint,
+            fetched_at=fetched_at,
+            run_id=run_id,
+            kind="snapshot",
+            native_id=native_id,
+            payload=payload,
+            problem=problem,
+        )

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from ingest._http import Fetched, Seconds, SourceConfig, fetch_json
-from ingest._items import Items
+from ingest._items import joined_records
 from ingest._records import Endpoint
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse
@@ -140,16 +140,13 @@ async def collect(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
             )
         )
     parts = [e.items(f.body, f.url, head=f.head) for e, f in zip(ENDPOINTS, fetched, strict=True)]
-    items = Items(lenient=any(f.lenient for f in fetched))
-    for index, item in enumerate(join(*parts)):
-        native_id, payload, problem = items.check(index, item["id"], item)
-        yield RawRecord(
-            source=SOURCE,
-            endpoint=BREAKDOWN.path,
-            fetched_at=fetched[0].fetched_at,
-            run_id=run_id,
-            kind="snapshot",
-            native_id=native_id,
-            payload=payload,
-            problem=problem,
-        )
+    for record in joined_records(
+        join(*parts),
+        lambda item: item["id"],
+        source=SOURCE,
+        endpoint=BREAKDOWN.path,
+        fetched_at=fetched[0].fetched_at,
+        run_id=run_id,
+        lenient=any(f.lenient for f in fetched),
+    ):
+        yield record

@@ -46,7 +46,7 @@ import structlog
 from pydantic import field_validator
 
 from ingest._http import Seconds, SourceConfig, fetch_json
-from ingest._items import Items
+from ingest._items import joined_records
 from ingest._records import Endpoint
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse, UpstreamRejected, YieldstreamError
@@ -161,18 +161,15 @@ async def collect(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
                 log.warning("cosmos_lcd_part_failed", chain=chain, path=other, error=str(exc))
                 failed.append(f"{other}: {exc}")
                 parts.append([])
-        items = Items(lenient=lenient)
-        for index, item in enumerate(join(*parts)):
-            native_id, payload, problem = items.check(index, joined_id(item), item)
-            yield RawRecord(
-                source=SOURCE,
-                endpoint=path,
-                fetched_at=mint.fetched_at,
-                run_id=run_id,
-                kind="snapshot",
-                native_id=native_id,
-                payload=payload,
-                problem=problem,
-            )
+        for record in joined_records(
+            join(*parts),
+            joined_id,
+            source=SOURCE,
+            endpoint=path,
+            fetched_at=mint.fetched_at,
+            run_id=run_id,
+            lenient=lenient,
+        ):
+            yield record
     if failed:
         raise UpstreamRejected(f"{len(failed)} of the requests failed: " + "; ".join(failed))

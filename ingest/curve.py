@@ -38,7 +38,7 @@ import structlog
 from pydantic import field_validator
 
 from ingest._http import Seconds, SourceConfig, fetch_json
-from ingest._items import Items
+from ingest._items import joined_records
 from ingest._records import Endpoint, collect_endpoints
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse, UpstreamRejected, YieldstreamError
@@ -175,18 +175,15 @@ async def _joined(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
         except YieldstreamError as exc:
             log.warning("curve_base_apys_failed", chain=chain, error=str(exc))
             failed.append(f"{base_path}: {exc}")
-        items = Items(lenient=lenient)
-        for index, item in enumerate(join(pool_items, base_items)):
-            native_id, payload, problem = items.check(index, joined_id(item), item)
-            yield RawRecord(
-                source=SOURCE,
-                endpoint=path,
-                fetched_at=pools.fetched_at,
-                run_id=run_id,
-                kind="snapshot",
-                native_id=native_id,
-                payload=payload,
-                problem=problem,
-            )
+        for record in joined_records(
+            join(pool_items, base_items),
+            joined_id,
+            source=SOURCE,
+            endpoint=path,
+            fetched_at=pools.fetched_at,
+            run_id=run_id,
+            lenient=lenient,
+        ):
+            yield record
     if failed:
         raise UpstreamRejected(f"{len(failed)} of the requests failed: " + "; ".join(failed))

@@ -39,7 +39,7 @@ import httpx
 import structlog
 
 from ingest._http import Seconds, SourceConfig, fetch_json
-from ingest._items import Items
+from ingest._items import joined_records
 from ingest._records import Endpoint
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse, UpstreamRejected, UpstreamUnavailable, YieldstreamError
@@ -133,18 +133,15 @@ async def collect(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
     except YieldstreamError as exc:
         log.warning("solana_governor_failed", error=str(exc))
         failure = str(exc)
-    items = Items(lenient=lenient)
-    for index, item in enumerate(join(rates, governors)):
-        native_id, payload, problem = items.check(index, joined_id(item), item)
-        yield RawRecord(
-            source=SOURCE,
-            endpoint=RATE.path,
-            fetched_at=fetched.fetched_at,
-            run_id=run_id,
-            kind="snapshot",
-            native_id=native_id,
-            payload=payload,
-            problem=problem,
-        )
+    for record in joined_records(
+        join(rates, governors),
+        joined_id,
+        source=SOURCE,
+        endpoint=RATE.path,
+        fetched_at=fetched.fetched_at,
+        run_id=run_id,
+        lenient=lenient,
+    ):
+        yield record
     if failure is not None:
         raise UpstreamRejected(f"getInflationGovernor failed: {failure}")
