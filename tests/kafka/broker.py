@@ -9,8 +9,11 @@ was stored survives the outage.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +37,13 @@ def wait_listening(port: int, timeout_s: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def _die_with_parent() -> None:
+    """In the broker, before exec (Linux): SIGKILL when the test process ends, even
+    killed, so that no broker outlives its test run."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def tansu(port: int, advertised_port: int | None = None) -> Iterator[str]:
     """Run tansu on 127.0.0.1:``port``; clients are told to use ``advertised_port``."""
@@ -51,6 +61,7 @@ def tansu(port: int, advertised_port: int | None = None) -> Iterator[str]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     try:
         wait_listening(port)
