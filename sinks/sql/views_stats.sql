@@ -1,5 +1,5 @@
--- pool_stats: DefiLlama's derived fields (/work/shared/SOURCES.md, "DefiLlama's derived
--- fields"), computed from this store's own history, one row per (source, pool_id) of
+-- pool_stats: DefiLlama's derived fields (mu, sigma, outlier, apyMean30d, apyPct*D),
+-- computed from this store's own history, one row per (source, pool_id) of
 -- the products. Checked against DefiLlama/yield-server: src/handlers/triggerEnrichment.js
 -- (mu, sigma, outlier, apyPct*D, apyMean30d), src/utils/welford.js (count, the running
 -- product and M2), src/handlers/triggerStat.js (one sample per day, at midnight) and
