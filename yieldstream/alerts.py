@@ -1,9 +1,10 @@
 """Alerts: what one is, how it travels on ``yields.alerts``, and how analysts list them.
 
-The sink opens and clears alerts in the store (:mod:`sinks.alerts`) after each
-batch it commits; this module holds what readers and the Kafka adapter need and
-imports no DuckDB: the :class:`Alert` record, its wire format, the listing query
-behind ``yieldstream alerts`` and the parsing of its ``--since``.
+The sink opens and clears alerts in the store (:mod:`sinks.alerts`) after the
+batches it commits (:mod:`yieldstream.alertpass`); this module holds what readers
+and the Kafka adapter need and imports no DuckDB: the :class:`Alert` record, its
+wire format, the listing query behind ``yieldstream alerts`` and the parsing of its
+``--since``.
 """
 
 from __future__ import annotations
