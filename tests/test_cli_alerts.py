@@ -98,7 +98,7 @@ def test_a_bad_since_is_a_one_line_error_saying_what_to_give(store: Path, since:
     assert result.returncode == 2
     assert result.stdout == ""
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith(f"error: --since {since!r} is neither; give a duration")
+    assert line.startswith(f"error: --since {since!r} is not a duration or a time; give a duration")
     assert "2026-11-01" in line
 
 

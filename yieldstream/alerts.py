@@ -98,7 +98,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"--since {text!r} is neither; give {SINCE_HELP}") from None
+        raise ValueError(
+            f"--since {text!r} is not a duration or a time; give {SINCE_HELP}"
+        ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
