@@ -110,7 +110,8 @@ def test_no_store_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_follow_prints_a_new_alert_then_stops_on_ctrl_c(store: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "term"])
+def test_follow_prints_a_new_alert_then_stops_on_a_signal(store: Path, stop: int) -> None:
     exe = Path(sys.executable).with_name("yieldstream")
     proc = subprocess.Popen(
         [str(exe), "-d", str(store), "alerts", "--follow", "--every", "0.2", "--format", "json"],
@@ -140,7 +141,12 @@ def test_follow_prints_a_new_alert_then_stops_on_ctrl_c(store: Path) -> None:
         time.sleep(0.5)
         assert lines.empty()  # each alert once
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=15)
+        proc.send_signal(stop)
+        try:
+            _, stderr = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # no follower outlives its test
+            proc.communicate()
+            raise
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
