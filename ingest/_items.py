@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest._http import dump_item
-from yieldstream.contracts import RawRecord
+from yieldstream.contracts import RawRecord, RecordKind
 from yieldstream.items import MAX_DEPTH, id_problem, shown, too_deep
 
 # How much of the first item's payload a duplicate's reason quotes.
@@ -109,27 +109,29 @@ def dump_deep(value: Any) -> bytes:
     return b"".join(parts)
 
 
-def joined_records(
+def checked_records(
     items: Iterable[Any],
-    native: Callable[[Any], Any],
+    native: Callable[[Any, int], Any],
     *,
     source: str,
     endpoint: str,
     fetched_at: datetime,
     run_id: str,
     lenient: bool,
+    kind: RecordKind = "snapshot",
 ) -> Iterator[RawRecord]:
-    """The snapshot records of items a collector joined from several responses (one
-    per vault, pool or chain), each checked as one response's items are."""
+    """One RawRecord per item (an endpoint's, or those a collector joined from several
+    responses: one per vault, pool or chain), each checked by one :class:`Items`;
+    ``native(item, index)`` is the item's id as upstream gave it."""
     checked = Items(lenient=lenient)
     for index, item in enumerate(items):
-        native_id, payload, problem = checked.check(index, native(item), item)
+        native_id, payload, problem = checked.check(index, native(item, index), item)
         yield RawRecord(
             source=source,
             endpoint=endpoint,
             fetched_at=fetched_at,
             run_id=run_id,
-            kind="snapshot",
+            kind=kind,
             native_id=native_id,
             payload=payload,
             problem=problem,

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from ingest._http import Check, Fetched, Request, SourceConfig, fetch_json
-from ingest._items import Items
+from ingest._items import checked_records
 from yieldstream.contracts import RawRecord, RecordKind
 from yieldstream.errors import BadResponse, UpstreamRejected, YieldstreamError
 
@@ -120,19 +120,16 @@ class Endpoint:
         :mod:`ingest._items`) is a record with ``problem`` set, which the runners
         reject; the others are unaffected.
         """
-        items = Items(lenient=lenient)
-        for index, item in enumerate(self.items(body, url or self.path, head=head)):
-            native_id, payload, problem = items.check(index, self.native_id(item, index), item)
-            yield RawRecord(
-                source=source,
-                endpoint=path or self.path,
-                fetched_at=fetched_at,
-                run_id=run_id,
-                kind=kind,
-                native_id=native_id,
-                payload=payload,
-                problem=problem,
-            )
+        yield from checked_records(
+            self.items(body, url or self.path, head=head),
+            self.native_id,
+            source=source,
+            endpoint=path or self.path,
+            fetched_at=fetched_at,
+            run_id=run_id,
+            lenient=lenient,
+            kind=kind,
+        )
 
 
 def endpoint_for(endpoints: Sequence[Endpoint], recorded: Path) -> Endpoint | None:

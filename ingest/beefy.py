@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from ingest._http import Fetched, Seconds, SourceConfig, fetch_json
-from ingest._items import joined_records
+from ingest._items import checked_records
 from ingest._records import Endpoint
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse
@@ -140,9 +140,9 @@ async def collect(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
             )
         )
     parts = [e.items(f.body, f.url, head=f.head) for e, f in zip(ENDPOINTS, fetched, strict=True)]
-    for record in joined_records(
+    for record in checked_records(
         join(*parts),
-        lambda item: item["id"],
+        lambda item, _: item["id"],
         source=SOURCE,
         endpoint=BREAKDOWN.path,
         fetched_at=fetched[0].fetched_at,

@@ -46,7 +46,7 @@ import structlog
 from pydantic import field_validator
 
 from ingest._http import Seconds, SourceConfig, fetch_json
-from ingest._items import joined_records
+from ingest._items import checked_records
 from ingest._records import Endpoint
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse, UpstreamRejected, YieldstreamError
@@ -161,9 +161,9 @@ async def collect(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
                 log.warning("cosmos_lcd_part_failed", chain=chain, path=other, error=str(exc))
                 failed.append(f"{other}: {exc}")
                 parts.append([])
-        for record in joined_records(
+        for record in checked_records(
             join(*parts),
-            joined_id,
+            lambda item, _: joined_id(item),
             source=SOURCE,
             endpoint=path,
             fetched_at=mint.fetched_at,

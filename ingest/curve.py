@@ -38,7 +38,7 @@ import structlog
 from pydantic import field_validator
 
 from ingest._http import Seconds, SourceConfig, fetch_json
-from ingest._items import joined_records
+from ingest._items import checked_records
 from ingest._records import Endpoint, collect_endpoints
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse, UpstreamRejected, YieldstreamError
@@ -175,9 +175,9 @@ async def _joined(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
         except YieldstreamError as exc:
             log.warning("curve_base_apys_failed", chain=chain, error=str(exc))
             failed.append(f"{base_path}: {exc}")
-        for record in joined_records(
+        for record in checked_records(
             join(pool_items, base_items),
-            joined_id,
+            lambda item, _: joined_id(item),
             source=SOURCE,
             endpoint=path,
             fetched_at=pools.fetched_at,

@@ -39,7 +39,7 @@ import httpx
 import structlog
 
 from ingest._http import Seconds, SourceConfig, fetch_json
-from ingest._items import joined_records
+from ingest._items import checked_records
 from ingest._records import Endpoint
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import BadResponse, UpstreamRejected, UpstreamUnavailable, YieldstreamError
@@ -133,9 +133,9 @@ async def collect(client: httpx.AsyncClient, cfg: Config, run_id: str) -> AsyncI
     except YieldstreamError as exc:
         log.warning("solana_governor_failed", error=str(exc))
         failure = str(exc)
-    for record in joined_records(
+    for record in checked_records(
         join(rates, governors),
-        joined_id,
+        lambda item, _: joined_id(item),
         source=SOURCE,
         endpoint=RATE.path,
         fetched_at=fetched.fetched_at,
