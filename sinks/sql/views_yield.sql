@@ -63,24 +63,25 @@ chosen AS (
            CASE WHEN before_at > observed_at - INTERVAL 30 DAYS THEN 'before'
                 WHEN after_at < observed_at + INTERVAL 30 DAYS THEN 'after'
            END AS side
-    FROM nearest)
+    FROM nearest),
+used AS (
+    SELECT *,
+           CASE side WHEN 'before' THEN before_pct WHEN 'after' THEN after_pct END
+               AS inflation_pct,
+           CASE side WHEN 'before' THEN before_source WHEN 'after' THEN after_source END
+               AS inflation_source,
+           CASE side WHEN 'before' THEN before_at WHEN 'after' THEN after_at END AS inflation_at
+    FROM chosen)
 SELECT source, pool_id, product_id, observed_at, protocol, chain, symbol, venue, token,
-       apy_pct,
-       CASE side WHEN 'before' THEN before_pct WHEN 'after' THEN after_pct END
-           AS inflation_pct,
-       CASE side WHEN 'before' THEN before_source WHEN 'after' THEN after_source END
-           AS inflation_source,
-       CASE side WHEN 'before' THEN before_at WHEN 'after' THEN after_at END AS inflation_at,
-       ((1 + apy_pct / 100)
-        / (1 + CASE side WHEN 'before' THEN before_pct WHEN 'after' THEN after_pct END / 100)
-        - 1) * 100 AS real_apy_pct,
+       apy_pct, inflation_pct, inflation_source, inflation_at,
+       ((1 + apy_pct / 100) / (1 + inflation_pct / 100) - 1) * 100 AS real_apy_pct,
        CASE
            WHEN token IS NULL THEN 'no token known to dilute ' || symbol
            WHEN before_at IS NULL AND after_at IS NULL THEN 'no ' || token || ' inflation figure'
            WHEN side IS NULL THEN 'no ' || token || ' inflation figure within 30 days'
            WHEN apy_pct IS NULL THEN 'no APY'
        END AS no_real_yield
-FROM chosen;
+FROM used;
 
 -- Strategies side by side, per asset and chain (and per asset over all chains,
 -- chain '(all chains)'): staking, lending and farming, DeFi and CeFi, from each
