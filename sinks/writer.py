@@ -6,10 +6,12 @@ Two transactions per batch, the order the delivery guarantee rests on:
    as ``archived``. From then on a kill loses nothing: on restart,
    :meth:`LakeWriter.pending` lists archived batches not yet ``stored``.
 2. :meth:`LakeWriter.store` appends the observations whose key
-   ``(source, pool_id, observed_at)`` is not stored yet (an anti-join, limited to the
-   batch's time range so it reads only the partitions and files that can match), the
-   rejections whose ``raw_id`` is new, and journals the batch as ``stored``: one
-   transaction, so a batch is stored whole or not at all.
+   ``(source, pool_id, observed_at)`` is not stored yet, keeps each pool's latest
+   row (:mod:`sinks.latest`), appends the rejections whose ``raw_id`` is new, and
+   journals the batch as ``stored``: one transaction, so a batch is stored whole or
+   not at all. The key check reads the history only for the rows inside their
+   pool's stored range (an anti-join over their own time span): a poll, or a
+   backfill of pools not stored yet, reads none.
 
 Every :attr:`compact_every` commits the writer merges small Parquet files
 (DuckLake's own maintenance functions), so readers stay fast. Files merged away
@@ -38,6 +40,7 @@ import pyarrow.parquet as pq
 import stamina
 import structlog
 
+from sinks import latest
 from sinks.lake import (
     LAKE,
     CatalogHold,
@@ -481,11 +484,13 @@ class LakeWriter:
 
         def replace(con: duckdb.DuckDBPyConnection) -> Replaced:
             result = self._compare(con, ids, staged_obs, rejections)
+            dropped = latest.forget(con, ids, staged_obs)
             con.execute("DELETE FROM observations WHERE batch_id IN (SELECT unnest(?))", [ids])
             con.execute("DELETE FROM rejections WHERE batch_id IN (SELECT unnest(?))", [ids])
             self._insert_observations(con, None, staged_obs)
             for batch_id, rejected in rejections:
                 self._insert_rejections(con, batch_id, rejected)
+            latest.refresh(con, dropped)
             return result
 
         result = self._committed(replace)
@@ -628,26 +633,7 @@ class LakeWriter:
         """
         if not staged_obs.num_rows:
             return 0
-        bounds = pc.min_max(staged_obs["observed_at"])
-        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        # The anti-join reads only the key columns; the new rows (first of each
-        # key) are then taken from the Arrow table, not copied through DuckDB.
-        keyed = staged_obs.append_column(  # noqa: F841 - read by name
-            "_i", pa.array(range(staged_obs.num_rows), pa.int64())
-        )
-        picked = con.execute(
-            """
-            SELECT min(s._i) AS i FROM keyed AS s
-            WHERE NOT EXISTS (
-                SELECT 1 FROM observations AS o
-                WHERE o.observed_at BETWEEN ? AND ?
-                  AND o.source = s.source AND o.pool_id = s.pool_id
-                  AND o.observed_at = s.observed_at)
-            GROUP BY s.source, s.pool_id, s.observed_at
-            ORDER BY i
-            """,
-            [lo, hi],
-        ).fetch_arrow_table()["i"]
+        picked = self._new_rows(con, staged_obs)
         new = staged_obs if len(picked) == staged_obs.num_rows else staged_obs.take(picked)
         if "batch_id" not in new.column_names:
             new = new.append_column("batch_id", pa.repeat(batch_id or "", new.num_rows))
@@ -656,7 +642,42 @@ class LakeWriter:
         )
         if new.num_rows:
             self._add_files(con, "observations", "observed_at", new)
+            latest.advance(con, new)
         return int(new.num_rows)
+
+    def _new_rows(self, con: duckdb.DuckDBPyConnection, staged_obs: pa.Table) -> pa.Array:
+        """Indices of the rows of ``staged_obs`` to store: the first of each key not stored.
+
+        Only rows inside their pool's stored range (:func:`sinks.latest.unsure`) are
+        looked up in the history, within their own time span: a poll or a backfill of
+        new pools reads no history at all. The new rows are then taken from the Arrow
+        table, not copied through DuckDB.
+        """
+        keyed = staged_obs.select(["source", "pool_id", "observed_at"]).append_column(
+            "_i", pa.array(range(staged_obs.num_rows), pa.int64())
+        )
+        doubt = latest.unsure(con, keyed)
+        stored = pa.table({"_i": pa.array([], pa.int64())})
+        if doubt.num_rows:
+            bounds = pc.min_max(doubt["observed_at"])
+            stored = con.execute(  # noqa: F841 - read by name
+                """
+                SELECT d._i FROM doubt AS d
+                WHERE EXISTS (
+                    SELECT 1 FROM observations AS o
+                    WHERE o.observed_at BETWEEN ? AND ?
+                      AND o.source = d.source AND o.pool_id = d.pool_id
+                      AND o.observed_at = d.observed_at)
+                """,
+                [bounds["min"].as_py(), bounds["max"].as_py()],
+            ).fetch_arrow_table()
+        return con.execute(
+            """
+            SELECT min(k._i) AS i FROM keyed AS k ANTI JOIN stored USING (_i)
+            GROUP BY k.source, k.pool_id, k.observed_at
+            ORDER BY i
+            """
+        ).fetch_arrow_table()["i"]
 
     def _insert_rejections(
         self,

@@ -6,9 +6,8 @@ SELECT source, pool_id, product_id, observed_at, protocol, chain, symbol, strate
        category, apy_pct, apy_base_pct, apy_reward_pct, tvl_usd, stablecoin, il_risk,
        exposure, outlier, pool_meta, underlying_tokens, reward_tokens, strategy_guessed,
        apy_gross_pct, apy_borrow_pct, utilization_pct, tvl_tokens, tvl_token
-FROM observations
-WHERE level = 'product'
-QUALIFY row_number() OVER (PARTITION BY source, pool_id ORDER BY observed_at DESC) = 1;
+FROM latest_observations
+WHERE level = 'product';
 
 -- Every observation of every product, ordered per pool, with the change since the
 -- previous one.

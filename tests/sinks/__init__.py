@@ -181,29 +181,35 @@ def _started(pid: int) -> int | None:
 
     With the pid, it names one process: a pid reused later has another start time.
     """
+    # A process ending while it is read gives an error or a short read: gone, either way.
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
+        return None if fields[0] in "ZX" else int(fields[19])
+    except (OSError, IndexError, ValueError):
         return None
-    return None if fields[0] in "ZX" else int(fields[19])
 
 
 def _children(pid: int) -> list[int]:
     """The children of every thread of ``pid`` (a worker may be started by any thread)."""
     found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # gone
+        return found
+    for task in tasks:
         try:
             found.extend(int(child) for child in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError):
+        except (OSError, ValueError):  # the thread or process ended meanwhile
             continue
     return found
 
 
 def _command(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except (FileNotFoundError, ProcessLookupError):
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return ""
+    return command.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
 @dataclass

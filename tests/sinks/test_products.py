@@ -31,6 +31,18 @@ def v2(tmp_path: Path) -> Path:
     return data_dir
 
 
+LATEST_KEPT = """
+    SELECT source, pool_id, observed_at, first_observed_at, apy_pct, level, product_id
+    FROM latest_observations ORDER BY ALL
+"""
+LATEST_COMPUTED = """
+    SELECT source, pool_id, max(observed_at), min(observed_at),
+           arg_max(apy_pct, observed_at), arg_max(level, observed_at),
+           arg_max(product_id, observed_at)
+    FROM observations GROUP BY source, pool_id ORDER BY ALL
+"""
+
+
 def _open_and_close_writer(data_dir: Path) -> None:
     LakeWriter(Store(data_dir)).close()
 
@@ -44,7 +56,7 @@ def test_a_version_2_store_migrates_forward_with_nothing_lost(v2: Path) -> None:
     values = query(v2, "SELECT source, pool_id, observed_at, apy_pct, tvl_usd FROM observations")
     _open_and_close_writer(v2)
 
-    assert query(v2, "SELECT max(version) FROM schema_migrations") == [(5,)]
+    assert query(v2, "SELECT max(version) FROM schema_migrations") == [(6,)]
     for table, count in before.items():
         assert query(v2, f"SELECT count(*) FROM {table}") == [(count,)], table
     assert query(v2, KEYS) == keys
@@ -68,9 +80,12 @@ def test_a_version_2_store_migrates_forward_with_nothing_lost(v2: Path) -> None:
         "SELECT DISTINCT source FROM observations WHERE product_id = 'lido:ethereum:steth' "
         "ORDER BY 1",
     ) == [("defillama-yields",), ("lido",)]
+    # Each pool's newest row and first time, kept from version 6 on.
+    assert query(v2, LATEST_KEPT) == query(v2, LATEST_COMPUTED)
+    assert query(v2, "SELECT count(*) FROM latest_observations") == [(15,)]  # pools
     # A second start migrates nothing again.
     _open_and_close_writer(v2)
-    assert query(v2, "SELECT count(*) FROM schema_migrations") == [(5,)]
+    assert query(v2, "SELECT count(*) FROM schema_migrations") == [(6,)]
     assert query(v2, KEYS) == keys
 
 
