@@ -13,10 +13,12 @@ Two transactions per batch, the order the delivery guarantee rests on:
    pool's stored range (an anti-join over their own time span): a poll, or a
    backfill of pools not stored yet, reads none.
 
-Every :attr:`compact_every` commits the writer merges small Parquet files
-(DuckLake's own maintenance functions), so readers stay fast. Files merged away
-are deleted only once no snapshot younger than :data:`KEEP` needs them, so a
-query that started before a compaction still finds its files.
+The writer merges Parquet files (DuckLake's own maintenance functions) when the
+file counts call for it (:meth:`LakeWriter.maybe_compact`), in size tiers, so
+readers open a number of files that grows with the store's bytes over the largest
+tier, not with its commits, and each byte is rewritten about once per tier. Files
+merged away are deleted only once no snapshot younger than :data:`KEEP` needs
+them, so a query that started before a compaction still finds its files.
 
 Several writers (sink processes, on several hosts with a PostgreSQL catalog) may
 share one store: their transactions and compactions take turns under
@@ -64,8 +66,23 @@ log = structlog.get_logger(__name__)
 _VALUE_FIELDS = tuple(f for f in _OBS_FIELDS if f not in ("source", "pool_id", "observed_at"))
 # Snapshots (and the files only they use) are kept at least this long for readers.
 KEEP = timedelta(hours=1)
-# Files below this size are merged by compaction; larger ones are left as they are.
-SMALL_FILE = 1024 * 1024
+# Compaction tiers: files below a tier's size are merged into files of up to that
+# size, once :data:`MERGE_AT` of them would go. A poll's or a small source's files
+# gather in the first tier, those merged files in the next, and so on: a byte is
+# rewritten once per tier, not at every compaction. 128 MiB files keep a merge's
+# memory within a daemon's budget (a merge streams one row group at a time).
+TIERS = (1024 * 1024, 16 * 1024 * 1024, 128 * 1024 * 1024)
+SMALL_FILE = TIERS[0]
+# Files a tier's merge would remove (beyond one per partition) before it runs.
+MERGE_AT = 32
+# Per tier, the active files below its size beyond one per table partition: what
+# its merge would remove. Read from the catalog's own tables, in milliseconds.
+_EXCESS = "count(*) FILTER (size < {0}) - count(DISTINCT part) FILTER (size < {0})"
+_EXCESS_FILES = f"""
+    SELECT {", ".join(_EXCESS.format(tier) for tier in TIERS)}
+    FROM (SELECT file_size_bytes AS size, (table_id, regexp_replace(path, '[^/]*$', '')) AS part
+          FROM __ducklake_metadata_{LAKE}.ducklake_data_file WHERE end_snapshot IS NULL)
+"""
 T = TypeVar("T")
 # What a commit fails with, in DuckDB 1.4.4 and DuckLake 0.3, when another writer
 # committed since the transaction began. Under write_lock that does not happen
@@ -189,9 +206,11 @@ class LakeWriter:
     """Writes batches into the DuckLake store; see the module docstring for the protocol."""
 
     def __init__(
-        self, store: Store, *, compact_every: int = 32, wait_for_space: bool = False
+        self, store: Store, *, compact_every: int | None = 256, wait_for_space: bool = False
     ) -> None:
-        """``wait_for_space``: on a full disk, wait until a commit succeeds (a daemon)
+        """``compact_every``: commits after which a compaction runs whatever the file
+        counts (it also expires old snapshots); None: compact only when asked.
+        ``wait_for_space``: on a full disk, wait until a commit succeeds (a daemon)
         rather than raise (see :mod:`sinks.space`)."""
         prepare_data_dir(store.data_dir)
         with write_lock(store):  # other writers may be starting on this store too
@@ -799,12 +818,28 @@ class LakeWriter:
         return found
 
     def maybe_compact(self) -> None:
-        if self._commits >= self.compact_every:
-            self.compact()
+        """Compact when a tier has :data:`MERGE_AT` files to merge, or after
+        :attr:`compact_every` commits; a look at the catalog (milliseconds) otherwise."""
+        if self.compact_every is None:
+            return
+        due = self._due_tiers()
+        if due or self._commits >= self.compact_every:
+            self.compact(due)
 
-    def compact(self) -> None:
+    def _due_tiers(self) -> list[int]:
+        """The tiers whose merge would remove :data:`MERGE_AT` files or more."""
+        try:
+            row = self.con.execute(_EXCESS_FILES).fetchone()
+        except duckdb.Error as exc:  # a catalog that went away: the next commit says so
+            log.warning("store_file_count_failed", error=mask(str(exc)))
+            return []
+        assert row is not None  # aggregates answer one row
+        return [tier for tier, excess in zip(TIERS, row, strict=True) if excess >= MERGE_AT]
+
+    def compact(self, tiers: Sequence[int] = ()) -> None:
         """Merge small Parquet files; delete the files no snapshot kept needs.
 
+        The first tier always, and ``tiers`` (from :meth:`_due_tiers`) besides.
         It holds :func:`write_lock` like any transaction: two writers compacting at
         once merged the same files and one commit failed. A compaction that fails
         all the same (a catalog that went away, a clash with a process writing
@@ -814,23 +849,24 @@ class LakeWriter:
         self._commits = 0
         try:
             with write_lock(self._store, self.con):
-                self._compact()
+                self._compact(sorted({SMALL_FILE, *tiers}))
         except duckdb.Error as exc:
             self._rollback()
             log.warning("store_compaction_failed", error=mask(str(exc)))
 
-    def _compact(self) -> None:
-        # Only small files need merging (journal, fetch log, single-point sources, a
-        # history commit's months); rewriting big batch files would cost time and
-        # memory for nothing. On one thread: a merge's memory is not held to
-        # memory_limit, and one thread halved its peak. (DuckLake 0.3's per-table
-        # form, which would have let the raw archive keep its own size, lost rows
-        # for readers on older snapshots: tests/sinks/test_writer.py caught it.)
+    def _compact(self, tiers: Sequence[int]) -> None:
+        # Journal, fetch log, single-point sources and a history commit's months
+        # merge in the first tier; merged files in the next ones (see TIERS). On one
+        # thread: a merge's memory is not held to memory_limit, and one thread halved
+        # its peak. (DuckLake 0.3's per-table form, which would have let the raw
+        # archive keep its own size, lost rows for readers on older snapshots:
+        # tests/sinks/test_writer.py caught it.)
         self.con.execute("SET threads = 1")
         try:
-            self.con.execute(
-                f"CALL ducklake_merge_adjacent_files('{LAKE}', max_file_size => ?)", [SMALL_FILE]
-            )
+            for tier in tiers:
+                self.con.execute(
+                    f"CALL ducklake_merge_adjacent_files('{LAKE}', max_file_size => ?)", [tier]
+                )
         finally:
             self.con.execute("RESET threads")
         cutoff = retention_cutoff(datetime.now(UTC))
@@ -840,7 +876,7 @@ class LakeWriter:
         # once older than the cut-off, so a file still being written is never touched.
         # Only this store's own (sinks.orphans): never a file it cannot prove it wrote.
         delete_own_orphans(self.con, LAKE, self._tag, cutoff, self._unknown_files)
-        log.info("store_compacted")
+        log.info("store_compacted", tiers=list(tiers))
 
 
 def retention_cutoff(now: datetime) -> datetime:

@@ -149,6 +149,46 @@ class AlertSettings(BaseModel):
     )
 
 
+class ApiSettings(BaseModel):
+    """``yieldstream serve``: the read API over the store (yieldstream/api/)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address the API binds (loopback by default)")
+    port: int = Field(8000, ge=1, le=65535)
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="keys a client sends in X-API-Key; empty: no key needed",
+    )
+    rate_limit: str = Field(
+        "120/minute", description="requests per client (key, else address), e.g. 10/second"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins browsers may call from; empty: CORS off"
+    )
+    max_limit: int = Field(500, ge=1, le=10_000, description="most rows one page may hold")
+    max_points: int = Field(
+        10_000, ge=1, le=1_000_000, description="most points one history answer may hold"
+    )
+    query_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a store query running longer is interrupted (503)"
+    )
+    readers: int = Field(4, ge=1, le=64, description="read-only store connections in the pool")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                "not a rate limit; write N/second, N/minute, N/hour or N/day"
+            ) from None
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="YIELDSTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -164,16 +204,23 @@ class Settings(BaseSettings):
     )
     queue_batches: int = Field(4, ge=1, description="batches buffered between stages")
     compact_every: int = Field(
-        32, ge=1, description="store commits between compactions of small files"
+        256,
+        ge=1,
+        description="store commits after which a compaction runs even when no file "
+        "count calls for one (it also expires old snapshots)",
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_port: int | None = Field(
-        None, ge=1, le=65535, description="serve Prometheus metrics on this port (run only)"
+        None,
+        ge=1,
+        le=65535,
+        description="serve /metrics, /healthz and /readyz on this port (every daemon role)",
     )
     metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
     kafka: KafkaSettings = KafkaSettings()
     alerts: AlertSettings = AlertSettings()
+    api: ApiSettings = ApiSettings()
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("sources", mode="before")

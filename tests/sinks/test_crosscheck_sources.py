@@ -145,7 +145,7 @@ def defillama_row(project: str, symbol: str, chain: str, meta: str | None = None
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[LakeWriter]:
-    writer = LakeWriter(Store(tmp_path / "store"), compact_every=1_000_000)
+    writer = LakeWriter(Store(tmp_path / "store"), compact_every=None)
     yield writer
     writer.close()
 

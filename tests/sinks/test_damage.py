@@ -21,7 +21,7 @@ from yieldstream.errors import ConfigError
 def _filled(data_dir: Path, batches: int = 3) -> Store:
     """A store with ``batches`` archived and stored batches, one per month."""
     store = Store(data_dir)
-    writer = LakeWriter(store, compact_every=1_000_000)
+    writer = LakeWriter(store, compact_every=None)
     try:
         for month in range(1, batches + 1):
             moment = datetime(2026, month, 3, 9, 15, tzinfo=UTC)
@@ -98,7 +98,7 @@ def test_compaction_deletes_its_own_orphans_and_keeps_every_unknown_file(
     """The defect: a new catalog over an old lake/ deleted the old store's every file."""
     other = _filled(tmp_path / "other")
     store = Store(tmp_path / "data")
-    writer = LakeWriter(store, compact_every=1_000_000)
+    writer = LakeWriter(store, compact_every=None)
     try:
         writer.store("b1", POOLS, 4, transformed(pool_records(4, prefix="mine")), [])
         # Another store's files (an older version's names, DuckLake's own), and one by hand.

@@ -115,7 +115,7 @@ def _observations(record: RawRecord, transform: Transform) -> list[Observation]:
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[LakeWriter]:
-    writer = LakeWriter(Store(tmp_path / "fresh"), compact_every=1_000_000)
+    writer = LakeWriter(Store(tmp_path / "fresh"), compact_every=None)
     yield writer
     writer.close()
 

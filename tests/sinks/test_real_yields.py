@@ -33,7 +33,7 @@ REAL = (
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[LakeWriter]:
-    writer = LakeWriter(Store(tmp_path / "store"), compact_every=1_000_000)
+    writer = LakeWriter(Store(tmp_path / "store"), compact_every=None)
     yield writer
     writer.close()
 

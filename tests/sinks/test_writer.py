@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ import pytest
 
 from sinks.lake import LAKE, Store, open_reader
 from sinks.orphans import file_name, store_tag
-from sinks.writer import KEEP, LakeWriter, Stored, retention_cutoff
+from sinks.writer import KEEP, MERGE_AT, LakeWriter, Stored, retention_cutoff
 from tests.sinks import FIXTURES, recorded_pools
 from transforms import Context, apply, defillama_protocols, defillama_yields
 from yieldstream.contracts import Observation, RawRecord, Rejection
@@ -103,7 +104,7 @@ def store(tmp_path: Path) -> Store:
 
 @pytest.fixture
 def writer(store: Store) -> Iterator[LakeWriter]:
-    writer = LakeWriter(store, compact_every=1_000_000)  # compaction only when a test asks
+    writer = LakeWriter(store, compact_every=None)  # compaction only when a test asks
     yield writer
     writer.close()
 
@@ -431,3 +432,27 @@ def test_compaction_deletes_old_orphaned_files_only(store: Store, writer: LakeWr
     assert not old.exists()
     assert fresh.exists()  # may belong to a transaction still running
     assert scalar(writer.con, "SELECT count(*) FROM observations") == 4
+
+
+@pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
+def test_file_counts_not_commit_counts_call_for_compaction(
+    tmp_path: Path, catalog: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_catalog") if catalog == "postgresql" else None
+    store = Store(tmp_path / "data", url)
+    writer = LakeWriter(store)  # the default: no commit count reached here
+    try:
+        counts = []
+        for i in range(3 * MERGE_AT):
+            observations = _observations_at(1, 5, f"f{i:03d}")
+            writer.store(f"b{i}", POOLS, len(observations), observations, [])
+            counts.append(len(_active_files(writer.con)))
+        # No compaction while few files gathered (each commit adds one here) ...
+        assert counts[:4] == [1, 2, 3, 4], counts
+        # ... and one each time a merge would remove MERGE_AT: they never pile up.
+        assert max(counts) <= MERGE_AT, counts
+        assert any(after < before for before, after in itertools.pairwise(counts)), counts
+        assert writer._due_tiers() == []
+        assert scalar(writer.con, "SELECT count(*) FROM observations") == 3 * MERGE_AT * 5
+    finally:
+        writer.close()
