@@ -53,6 +53,7 @@ from sinks.lake import (
     prepare_data_dir,
     write_lock,
 )
+from sinks.merge import merge
 from sinks.orphans import delete_own_orphans, file_name, store_tag
 from sinks.space import SpaceWait, disk_full
 from sinks.tables import OBS_FIELDS as _OBS_FIELDS
@@ -77,9 +78,13 @@ SMALL_FILE = TIERS[0]
 MERGE_AT = 32
 # Per tier, the active files below its size beyond one per table partition: what
 # its merge would remove. Read from the catalog's own tables, in milliseconds.
-_EXCESS = "count(*) FILTER (size < {0}) - count(DISTINCT part) FILTER (size < {0})"
+# A tier takes the files from a quarter of the tier below's size up to its own: the
+# first tier's merged files, once big enough, move on to the next.
+BANDS = tuple(zip((0, *(t // 4 for t in TIERS[:-1])), TIERS, strict=True))
+_IN = "size >= {0} AND size < {1}"
+_EXCESS = f"count(*) FILTER ({_IN}) - count(DISTINCT part) FILTER ({_IN})"
 _EXCESS_FILES = f"""
-    SELECT {", ".join(_EXCESS.format(tier) for tier in TIERS)}
+    SELECT {", ".join(_EXCESS.format(low, high) for low, high in BANDS)}
     FROM (SELECT file_size_bytes AS size, (table_id, regexp_replace(path, '[^/]*$', '')) AS part
           FROM __ducklake_metadata_{LAKE}.ducklake_data_file WHERE end_snapshot IS NULL)
 """
@@ -856,17 +861,21 @@ class LakeWriter:
 
     def _compact(self, tiers: Sequence[int]) -> None:
         # Journal, fetch log, single-point sources and a history commit's months
-        # merge in the first tier; merged files in the next ones (see TIERS). On one
+        # merge in the first tier; merged files in the next ones (see TIERS). As
+        # ordinary commits (sinks/merge.py), not DuckLake's merge_adjacent_files,
+        # whose commits readers running at that moment saw half done. On one
         # thread: a merge's memory is not held to memory_limit, and one thread halved
-        # its peak. (DuckLake 0.3's per-table form, which would have let the raw
-        # archive keep its own size, lost rows for readers on older snapshots:
-        # tests/sinks/test_writer.py caught it.)
+        # its peak.
         self.con.execute("SET threads = 1")
+        merged = 0
         try:
-            for tier in tiers:
-                self.con.execute(
-                    f"CALL ducklake_merge_adjacent_files('{LAKE}', max_file_size => ?)", [tier]
-                )
+            for low, tier in BANDS:
+                if tier not in tiers:
+                    continue
+                with self._transaction() as con:
+                    merged += merge(
+                        con, LAKE, self.table_dir, lambda t: file_name(t, self._tag), tier, low
+                    )
         finally:
             self.con.execute("RESET threads")
         cutoff = retention_cutoff(datetime.now(UTC))
@@ -876,7 +885,7 @@ class LakeWriter:
         # once older than the cut-off, so a file still being written is never touched.
         # Only this store's own (sinks.orphans): never a file it cannot prove it wrote.
         delete_own_orphans(self.con, LAKE, self._tag, cutoff, self._unknown_files)
-        log.info("store_compacted", tiers=list(tiers))
+        log.info("store_compacted", tiers=list(tiers), files_merged=merged)
 
 
 def retention_cutoff(now: datetime) -> datetime:

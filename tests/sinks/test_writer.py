@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -329,15 +327,25 @@ def _active_files(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [str(r[0]) for r in rows.fetchall()]
 
 
-def _files_on_disk(store: Store) -> tuple[set[Path], set[Path]]:
-    """Observation files under the data path, and those of them awaiting deletion."""
+def _active_paths(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Active observation files, relative to the table's folder."""
+    rows = con.execute(
+        f"SELECT f.path FROM __ducklake_metadata_{LAKE}.ducklake_data_file AS f "
+        f"JOIN __ducklake_metadata_{LAKE}.ducklake_table AS t USING (table_id) "
+        "WHERE f.end_snapshot IS NULL AND t.table_name = 'observations'"
+    )
+    return {str(r[0]) for r in rows.fetchall()}
+
+
+def _files_on_disk(store: Store) -> set[Path]:
+    """Observation files under the data path.
+
+    (Not a word with the catalog through Python's sqlite3: closing its file in this
+    process would drop the locks DuckDB's SQLite holds on it, POSIX locks being per
+    process, and a reader's snapshot with them.)
+    """
     lake = store.data_dir / "lake"
-    table = Path("main", "observations")
-    present = {p.relative_to(lake) for p in (lake / table).rglob("*.parquet")}
-    with closing(sqlite3.connect(store.sqlite_file)) as catalog:
-        rows = catalog.execute("SELECT path FROM ducklake_files_scheduled_for_deletion")
-        doomed = {Path(str(r[0])) for r in rows.fetchall()}
-    return present, {p for p in doomed if p.is_relative_to(table)}
+    return {p.relative_to(lake) for p in (lake / "main" / "observations").rglob("*.parquet")}
 
 
 # Exact and independent of row order (float sums are not): counts and hashes.
@@ -371,10 +379,11 @@ def test_compaction_merges_many_small_commits(store: Store, writer: LakeWriter) 
     print(f"observation files: {files_before} before compaction, {files_after} after")
     assert files_before >= commits
     assert files_after <= files_before // 10
-    present, doomed = _files_on_disk(store)
-    assert len(present - doomed) == files_after
-    assert doomed  # merged away, but kept on disk for queries still reading them:
-    assert doomed <= present
+    present = _files_on_disk(store)
+    active = {Path("main", "observations", p) for p in _active_paths(writer.con)}
+    # Merged away, but kept on disk for the snapshots (and queries) still reading them.
+    assert active < present
+    assert len(present) == files_before + files_after
     assert writer.con.execute(SUMMARY).fetchone() == before
     # The reader's snapshot reads its files now: none was deleted under it.
     assert reader.execute(SUMMARY).fetchone() == before
@@ -386,6 +395,11 @@ def test_compaction_merges_many_small_commits(store: Store, writer: LakeWriter) 
     assert scalar(writer.con, at_halfway) == commits // 2 * rows
     # Still idempotent over the merged files.
     assert writer.store("again", POOLS, rows, batches[7], []) == Stored(0, rows, 0)
+    # Once the snapshots that read them expire, the merged-away files go.
+    writer.con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now())")
+    writer.con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)")
+    present = _files_on_disk(store)
+    assert present == {Path("main", "observations", p) for p in _active_paths(writer.con)}
 
 
 def test_retention_cutoff_keeps_the_whole_day_of_now_minus_keep() -> None:
