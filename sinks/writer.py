@@ -65,6 +65,8 @@ from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
 log = structlog.get_logger(__name__)
 
 _VALUE_FIELDS = tuple(f for f in _OBS_FIELDS if f not in ("source", "pool_id", "observed_at"))
+# How the tables the writer adds files to are partitioned (sinks/sql/001, 007).
+PARTITIONS = {"observations": "year", "raw_records": "month"}
 # Snapshots (and the files only they use) are kept at least this long for readers.
 KEEP = timedelta(hours=1)
 # Compaction tiers: files below a tier's size are merged into files of up to that
@@ -351,29 +353,34 @@ class LakeWriter:
     def _add_files(
         self, con: duckdb.DuckDBPyConnection, table_name: str, time_column: str, rows: pa.Table
     ) -> None:
-        """Append ``rows`` to a month-partitioned table as Parquet files written by pyarrow.
+        """Append ``rows`` to a time-partitioned table as Parquet files written by pyarrow.
 
         pyarrow's writer is several times faster than an INSERT through DuckDB's (the
         raw JSON text especially); ``ducklake_add_data_files`` then registers the
-        files in the current transaction, in their ``year=/month=`` folders. A file
-        whose transaction never commits is an orphan that no query sees.
+        files in the current transaction, in their partition folders (``year=`` for
+        observations, ``year=/month=`` for the raw archive: :data:`PARTITIONS`). A
+        file whose transaction never commits is an orphan that no query sees.
         """
-        months = pc.strftime(rows[time_column], format="%Y-%m")
-        distinct = pc.unique(months).to_pylist()
+        by_month = PARTITIONS[table_name] == "month"
+        parts = pc.strftime(rows[time_column], format="%Y-%m" if by_month else "%Y")
+        distinct = pc.unique(parts).to_pylist()
         name = file_name(table_name, self._tag)  # compaction deletes its orphans only
-        for month in distinct:
-            year, mon = (int(part) for part in month.split("-"))
-            part = rows if len(distinct) == 1 else rows.filter(pc.equal(months, month))
-            folder = self.table_dir / table_name / f"year={year}" / f"month={mon}"
+        for key in distinct:
+            part = rows if len(distinct) == 1 else rows.filter(pc.equal(parts, key))
+            year, _, month = key.partition("-")
+            folder = self.table_dir / table_name / f"year={int(year)}"
+            if by_month:
+                folder = folder / f"month={int(month)}"
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(
                 part, folder / f"{name}.parquet", compression="zstd", compression_level=1
             )
-        # One call for all months (a history batch spans years): the glob names
+        # One call for all of them (a history batch spans years): the glob names
         # exactly this call's files.
+        glob = ("year=*", "month=*") if by_month else ("year=*",)
         con.execute(
             f"CALL ducklake_add_data_files('{LAKE}', '{table_name}', ?, hive_partitioning => true)",
-            [str(self.table_dir / table_name / "year=*" / "month=*" / f"{name}.parquet")],
+            [str(self.table_dir.joinpath(table_name, *glob, f"{name}.parquet"))],
         )
 
     def store(

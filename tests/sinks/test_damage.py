@@ -112,7 +112,7 @@ def test_compaction_deletes_its_own_orphans_and_keeps_every_unknown_file(
         by_hand.write_bytes(b"PAR1 mine, not the store's")
         strangers.append(by_hand)
         # This store's own orphan: a batch file whose transaction never committed.
-        folder = store.lake / "main" / "observations" / "year=2026" / "month=3"
+        folder = store.lake / "main" / "observations" / "year=2026"
         orphan = folder / f"{file_name('observations', store_tag(writer.con, LAKE))}.parquet"
         orphan.write_bytes(b"PAR1 unfinished")
         for path in [*strangers, orphan]:

@@ -56,7 +56,7 @@ def test_a_version_2_store_migrates_forward_with_nothing_lost(v2: Path) -> None:
     values = query(v2, "SELECT source, pool_id, observed_at, apy_pct, tvl_usd FROM observations")
     _open_and_close_writer(v2)
 
-    assert query(v2, "SELECT max(version) FROM schema_migrations") == [(6,)]
+    assert query(v2, "SELECT max(version) FROM schema_migrations") == [(7,)]
     for table, count in before.items():
         assert query(v2, f"SELECT count(*) FROM {table}") == [(count,)], table
     assert query(v2, KEYS) == keys
@@ -85,7 +85,7 @@ def test_a_version_2_store_migrates_forward_with_nothing_lost(v2: Path) -> None:
     assert query(v2, "SELECT count(*) FROM latest_observations") == [(15,)]  # pools
     # A second start migrates nothing again.
     _open_and_close_writer(v2)
-    assert query(v2, "SELECT count(*) FROM schema_migrations") == [(6,)]
+    assert query(v2, "SELECT count(*) FROM schema_migrations") == [(7,)]
     assert query(v2, KEYS) == keys
 
 

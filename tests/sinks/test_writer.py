@@ -411,28 +411,31 @@ def test_retention_cutoff_keeps_the_whole_day_of_now_minus_keep() -> None:
         assert retention_cutoff(now) == kept_from - timedelta(microseconds=1)
 
 
-def test_observations_land_in_month_partitions(store: Store, writer: LakeWriter) -> None:
-    observations = [obs for month in (1, 2, 3) for obs in _observations_at(month, 20, f"m{month}")]
+def test_observations_land_in_year_partitions(store: Store, writer: LakeWriter) -> None:
+    moments = [datetime(year, 6, 1, tzinfo=UTC) for year in (2024, 2025, 2026)]
+    observations = [
+        obs
+        for moment in moments
+        for obs in transformed(pool_records(20, fetched_at=moment, prefix=f"y{moment.year}"))
+    ]
     writer.store("b1", POOLS, len(observations), observations, [])
 
     files = _active_files(writer.con)
-    assert len(files) == 3
+    assert len(files) == 3  # a file a year, however many months the batch spans
     for file in files:
-        folder = Path(file).parent
-        assert folder.parent.name == "year=2026"
-        month = int(folder.name.removeprefix("month="))
-        months = writer.con.execute(
-            "SELECT DISTINCT month(observed_at) FROM read_parquet(?)", [file]
+        year = int(Path(file).parent.name.removeprefix("year="))
+        years = writer.con.execute(
+            "SELECT DISTINCT year(observed_at) FROM read_parquet(?)", [file]
         ).fetchall()
-        assert months == [(month,)], file
+        assert years == [(year,)], file
     folders = {p.parent.relative_to(store.data_dir / "lake") for p in map(Path, files)}
-    assert folders == {Path("main/observations/year=2026") / f"month={m}" for m in (1, 2, 3)}
+    assert folders == {Path("main/observations") / f"year={y}" for y in (2024, 2025, 2026)}
 
 
 def test_compaction_deletes_old_orphaned_files_only(store: Store, writer: LakeWriter) -> None:
     """A kill between writing a batch file and committing it leaves an orphan file."""
     writer.store("b1", POOLS, 4, _observations_at(1, 4, "kept"), [])
-    folder = store.data_dir / "lake" / "main" / "observations" / "year=2026" / "month=1"
+    folder = store.data_dir / "lake" / "main" / "observations" / "year=2026"
     tag = store_tag(writer.con, LAKE)  # the writer's own files: others are never deleted
     old = folder / f"{file_name('observations', tag)}.parquet"  # killed days ago
     fresh = folder / f"{file_name('observations', tag)}.parquet"  # being written
