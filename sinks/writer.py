@@ -422,14 +422,17 @@ class LakeWriter:
         History can be fetched again, so unlike a snapshot it needs no archive
         committed ahead of its rows: the raw records, the observations, the
         rejections and the entities' checkpoints commit together or not at all, and
-        a backfill killed at any point resumes from its checkpoints.
+        a backfill killed at any point resumes from its checkpoints. A raw record
+        archived already, word for word, by an earlier backfill of its entity (a
+        ``--refetch``) is not archived again (:meth:`_unarchived`).
         """
         staged_obs = _as_table(observations)
-        records = raw.num_rows if raw is not None else 0
 
         def store(con: duckdb.DuckDBPyConnection) -> Stored:
-            if raw is not None and records:
-                self._add_files(con, "raw_records", "fetched_at", raw)
+            new_raw = self._unarchived(con, source, raw, checkpoints) if raw is not None else None
+            records = new_raw.num_rows if new_raw is not None else 0
+            if new_raw is not None and records:
+                self._add_files(con, "raw_records", "fetched_at", new_raw)
                 self._journal(con, batch_id, "archived", source, records)
             added = self._insert_observations(con, batch_id, staged_obs)
             rejected = self._insert_rejections(con, batch_id, rejections)
@@ -444,6 +447,48 @@ class LakeWriter:
         result = self._committed(store)
         self.maybe_compact()
         return result
+
+    def _unarchived(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        raw: pa.Table,
+        checkpoints: Sequence[Checkpoint],
+    ) -> pa.Table:
+        """The records of ``raw`` not archived, with the same text, by the backfill
+        commits that stored these entities before (their checkpoints name them).
+
+        An identical item gives identical observations, which are stored already;
+        the archive keeps it once. Only those earlier commits' records are read (a
+        commit's files hold its batch id alone, so their statistics prune the rest);
+        a first backfill of its entities reads none.
+        """
+        entities = [c.entity for c in checkpoints]
+        before = con.execute(
+            """
+            SELECT DISTINCT batch_id FROM backfill_checkpoints
+            WHERE source = ? AND status = 'done' AND list_contains(?::VARCHAR[], entity)
+            """,
+            [source, entities],
+        ).fetchall()
+        if not before or not raw.num_rows:
+            return raw
+        staged_raw = raw.append_column(  # noqa: F841 - read by name
+            "_i", pa.array(range(raw.num_rows), pa.int64())
+        )
+        kept = con.execute(
+            """
+            SELECT s._i FROM staged_raw AS s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM raw_records AS r
+                WHERE r.batch_id IN (SELECT unnest(?::VARCHAR[])) AND r.source = s.source
+                  AND r.native_id = s.native_id AND r.endpoint = s.endpoint
+                  AND r.payload = s.payload)
+            ORDER BY s._i
+            """,
+            [[str(row[0]) for row in before]],
+        ).fetch_arrow_table()["_i"]
+        return raw if len(kept) == raw.num_rows else raw.take(kept)
 
     def completed(self, source: str, since: datetime | None, until: datetime) -> set[str]:
         """Entities of ``source`` whose history in ``[since, until)`` a backfill stored."""

@@ -37,7 +37,7 @@ def figure(source: str, product: str, at: datetime, apy: float) -> Observation:
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     """Two products seen by two sources for three hours: one apart by 2 pp at worst."""
-    writer = LakeWriter(Store(tmp_path / "store"), compact_every=1_000_000)
+    writer = LakeWriter(Store(tmp_path / "store"), compact_every=None)
     rows = []
     for hour, (gap_a, gap_b) in enumerate([(0.1, 0.0), (2.0, 0.3), (0.6, 0.2)]):
         at = HOUR + timedelta(hours=hour, minutes=5)

@@ -51,7 +51,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ten days of stETH from two sources with ETH's inflation (so a real APY), a USDC
     lending market, an ETH lending market and a CeFi ETH staking product with no TVL."""
     directory = tmp_path_factory.mktemp("plot") / "store"
-    writer = LakeWriter(Store(directory), compact_every=1_000_000)
+    writer = LakeWriter(Store(directory), compact_every=None)
     rows = []
     for day in range(10):
         at = DAY0 + timedelta(days=day)
@@ -257,7 +257,7 @@ def test_bad_requests_are_one_line_errors(
 
 
 def test_an_empty_or_missing_store_says_what_to_run(tmp_path: Path) -> None:
-    LakeWriter(Store(tmp_path / "empty"), compact_every=1_000_000).close()
+    LakeWriter(Store(tmp_path / "empty"), compact_every=None).close()
     for directory, message in (
         ("empty", "the store holds no products yet; run `yieldstream run --once`"),
         ("none", "no store in"),

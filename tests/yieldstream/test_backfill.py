@@ -162,9 +162,26 @@ def test_running_it_again_skips_what_is_done_and_adds_nothing(
     assert hits["/chart/00000000-0000-4000-8000-000000000000"] == 1  # not fetched again
     assert history_keys(settings.data_dir) == before == (40 * 30, 40 * 30)
 
+    history = "SELECT count(*), count(DISTINCT batch_id) FROM raw_records WHERE kind = 'history'"
+    archived = query(settings.data_dir, history)
     refetched = run(settings, refetch=True)  # fetch everything again: still 0 new rows
     assert (refetched.done, refetched.stored, refetched.duplicates) == (40, 0, 40 * 30)
     assert history_keys(settings.data_dir) == before
+    # ... and no history record archived twice: the same items, word for word (the
+    # listing is a new snapshot, archived as such).
+    assert query(settings.data_dir, history) == archived
+    # An item the upstream changed since is archived again (and its figure kept first-stored).
+    changed = generated(40, 30)
+    chart = "/chart/00000000-0000-4000-8000-000000000000"
+    reply = changed[chart]
+    assert isinstance(reply, Reply)
+    changed[chart] = Reply(body=reply.body.replace(b'"tvlUsd":', b'"tvlUsd":1', 1))
+    url, _ = loopback(changed)
+    again_settings = make_settings(url)
+    assert again_settings.data_dir == settings.data_dir
+    run(again_settings, refetch=True)
+    ((count, _),) = query(settings.data_dir, history)
+    assert count == archived[0][0] + 1
 
 
 def test_a_window_fetches_its_days_and_a_wider_window_fetches_again(
