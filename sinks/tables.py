@@ -5,8 +5,10 @@ Only pyarrow here, so the transform worker process does not load DuckDB.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
 
 import pyarrow as pa
 
@@ -73,3 +75,26 @@ def _micros(moments: list[datetime]) -> list[int]:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def observations_columns(
+    rows: int, same: Mapping[str, Any], varying: Mapping[str, pa.Array]
+) -> pa.Table:
+    """An observations table of ``rows`` rows from whole columns, no row made in Python.
+
+    ``same`` holds the values every row shares (one entity's protocol, chain, tokens...),
+    ``varying`` the columns of their own (times, figures); a column in neither is null.
+    Enum values are stored as their text, as :func:`observations_table` stores them.
+    """
+    columns = []
+    for name, field in zip(OBS_FIELDS, OBS_SCHEMA, strict=True):
+        column = varying.get(name)
+        if column is None:
+            value = same.get(name)
+            if value is None:
+                column = pa.nulls(rows, field.type)
+            else:
+                scalar = pa.scalar(value.value if isinstance(value, Enum) else value, field.type)
+                column = pa.repeat(scalar, rows)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=OBS_SCHEMA)

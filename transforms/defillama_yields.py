@@ -18,21 +18,30 @@ the category it is a guess from the fields alone, ``strategy_guessed`` True and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
+from itertools import groupby
 from typing import Any, cast
 
 import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from transforms import Context, Result, classify, floor_hour, history_time, listed
+from sinks.tables import OBS_SCHEMA, TS, observations_columns
+from transforms import CLOCK_SKEW, Context, Result, classify, floor_hour, history_time, listed
 from transforms.products import product_id
 from transforms.units import iso_time
 from yieldstream.contracts import (
+    APY_MAX_PCT,
+    APY_MIN_PCT,
     ObservationError,
     RawRecord,
     Strategy,
     Venue,
     make_observation,
 )
+from yieldstream.items import too_deep
 
 SOURCE = "defillama-yields"
 # The source whose reference data (protocol slug -> category) classifies the pools.
@@ -179,3 +188,112 @@ def _classify(
         apy_reward=item.apyReward,
     )
     return classify.classify(category, pool)
+
+
+# A chart point time both ``iso_time`` and Arrow read alike: UTC, ``Z``, at most
+# microseconds. Any other (offsets, nanoseconds, no zone) is read one point at a time.
+_PLAIN_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+_USD_MAX = 1e15  # yieldstream.contracts.Usd
+_FIGURES = ("apy_base_pct", "apy_reward_pct", "tvl_usd")
+
+
+def history_columns(records: Sequence[RawRecord], ctx: Context) -> tuple[pa.Table, list[int]]:
+    """The observations of a batch's chart points as whole columns, and the records taken.
+
+    What :func:`transform` does point by point, done once per fetch of a pool: its
+    /pools item read and classified once, the points' figures and times checked and
+    turned into Arrow columns (times parsed by Arrow). A point this cannot take as
+    surely as :func:`transform` would (an unusual time, a figure out of range, an
+    undecodable item, a pool without its listing) is left out of the indices: the
+    caller runs :func:`transform` on it, which stores it or says why not.
+    """
+    tables: list[pa.Table] = []
+    taken: list[int] = []
+    runs = groupby(range(len(records)), key=lambda i: _fetch_of(records[i]))
+    for (kind, endpoint, fetched_at), run in runs:
+        indices = list(run)
+        if kind != "history":
+            continue
+        got = _chart_columns(records, indices, endpoint, fetched_at, ctx)
+        if got is not None:
+            tables.append(got[0])
+            taken.extend(got[1])
+    table = pa.concat_tables(tables) if tables else OBS_SCHEMA.empty_table()
+    return table, taken
+
+
+def _fetch_of(record: RawRecord) -> tuple[str, str, datetime]:
+    return record.kind, record.endpoint, record.fetched_at
+
+
+def _chart_columns(
+    records: Sequence[RawRecord],
+    indices: list[int],
+    endpoint: str,
+    fetched_at: datetime,
+    ctx: Context,
+) -> tuple[pa.Table, list[int]] | None:
+    """One fetch's points as columns (None: every point is left to :func:`transform`)."""
+    pool_id = endpoint.removeprefix(CHART)
+    payload = ctx.listing.get(pool_id)
+    if payload is None or not endpoint.startswith(CHART):
+        return None
+    try:
+        item = _pool(payload)
+        fields = _fields(item, ctx)
+        # The pool's own fields, validated once as transform validates them per point.
+        same = msgspec.structs.asdict(
+            make_observation({**fields, "observed_at": floor_hour(fetched_at), "tvl_usd": 0.0})
+        )
+    except Exception:  # noqa: BLE001 - transform says why, point by point
+        return None
+    if item.pool != pool_id:
+        return None
+    kept: list[int] = []
+    points: list[ChartPoint] = []
+    for i in indices:
+        record = records[i]
+        if record.problem is not None or too_deep(record.payload):
+            continue
+        try:
+            points.append(_decode_point(record.payload))
+        except msgspec.MsgspecError:
+            continue
+        kept.append(i)
+    if not points:
+        return None
+    stamps = pa.array([p.timestamp for p in points], pa.string())
+    plain = pc.match_substring_regex(stamps, _PLAIN_TIME)
+    if not pc.all(plain).as_py():
+        stamps = pc.if_else(plain, stamps, "1970-01-01T00:00:00Z")
+    moments = stamps.cast(TS)
+    base = pa.array([p.apyBase for p in points], pa.float64())
+    reward = pa.array([p.apyReward for p in points], pa.float64())
+    tvl = pa.array([p.tvlUsd for p in points], pa.float64())
+    apy = pa.array([p.apy for p in points], pa.float64())
+    split = pc.and_(pc.is_null(apy), pc.or_(pc.is_valid(base), pc.is_valid(reward)))
+    summed = pc.add(pc.fill_null(base, 0.0), pc.fill_null(reward, 0.0))
+    apy = pc.if_else(split, summed, apy)
+    ok = pc.and_(plain, pc.less_equal(moments, pa.scalar(fetched_at + CLOCK_SKEW, TS)))
+    for column in (apy, base, reward):
+        ok = pc.and_(ok, _null_or_within(column, APY_MIN_PCT, APY_MAX_PCT))
+    ok = pc.and_(ok, _null_or_within(tvl, 0.0, _USD_MAX))
+    ok = pc.and_(ok, pc.or_(pc.is_valid(apy), pc.is_valid(tvl)))
+    varying = {
+        "observed_at": pc.floor_temporal(moments, unit="hour"),
+        "apy_pct": apy,
+        "apy_base_pct": base,
+        "apy_reward_pct": reward,
+        "tvl_usd": tvl,
+    }
+    for name in ("observed_at", *_FIGURES):
+        same.pop(name, None)
+    table = observations_columns(len(points), same, varying)
+    if pc.all(ok).as_py():
+        return table, kept
+    return table.filter(ok), [i for i, good in zip(kept, ok.to_pylist(), strict=True) if good]
+
+
+def _null_or_within(column: pa.Array, low: float, high: float) -> pa.Array:
+    inside = pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high))
+    return pc.fill_null(inside, True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,11 +21,15 @@ import ingest
 from ingest._history import History
 from ingest._http import SourceConfig
 from ingest._records import Endpoint
-from transforms import Reference, Transform
+from transforms import Context, Reference, Transform
 from yieldstream.contracts import RawRecord, Strategy, Venue
 from yieldstream.errors import ConfigError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 Collect = Callable[[httpx.AsyncClient, Any, str], AsyncIterator[RawRecord]]
+Columns = Callable[[Sequence[RawRecord], Context], tuple["pa.Table", list[int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,10 @@ class Source:
     reference: Reference | None = None
     # What its products are: (strategy, venue) pairs (``OFFERS`` in its ingest module).
     offers: tuple[tuple[Strategy, Venue], ...] = ()
+    # A batch's records as whole columns (``history_columns`` in its transform module):
+    # the observations of the records it takes, and their indices; ``transform`` does
+    # the rest one by one (yieldstream.transformer.transform_table). None: it has none.
+    columns: Columns | None = None
 
 
 @cache
@@ -71,6 +79,7 @@ def sources() -> Mapping[str, Source]:
             history=getattr(collector, "HISTORY", None),
             reference=getattr(transformer, "reference", None),
             offers=tuple(collector.OFFERS),
+            columns=getattr(transformer, "history_columns", None),
         )
     return MappingProxyType(found)
 

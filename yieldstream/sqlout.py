@@ -26,13 +26,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import duckdb
-import pyarrow as pa
 from rich.cells import cell_len
 
 from yieldstream.sqltext import csv_expr, json_expr, literal
+
+if TYPE_CHECKING:  # DuckDB imports pyarrow as a result streams; the CLI starts without it
+    import pyarrow as pa
 
 DEFAULT_LIMIT = 1_000
 BATCH_ROWS = 65_536
@@ -109,6 +111,8 @@ def _write_lines(lines: duckdb.DuckDBPyRelation, out: BinaryIO, limit: int | Non
 
 def _write_strings(out: BinaryIO, column: pa.Array) -> None:
     """The concatenated values of a string column, straight from its Arrow buffer."""
+    import pyarrow as pa
+
     if len(column) == 0:
         return
     if column.type == pa.string_view() or column.null_count:
@@ -137,6 +141,8 @@ def _table(
     them, read back from Arrow): casting all 1,000,000 rows of a query to count
     them took three times as long.
     """
+    import pyarrow as pa
+
     reader = _batches(relation)
     shown: list[pa.RecordBatch] = []
     kept = more = 0

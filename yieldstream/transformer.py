@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import structlog
 
 from sinks.tables import observations_table
@@ -66,8 +67,9 @@ class Outcome:
     batch_id: str | None  # None for a whole-response rejection
     source: str
     records: int
-    # An Arrow table from a worker process; a list when transformed on a thread;
-    # wire messages when the worker encodes for Kafka.
+    # An Arrow table from a worker process, or on a thread from a source's columnar
+    # transform (Source.columns); else a list when transformed on a thread; wire
+    # messages when the worker encodes for Kafka.
     observations: pa.Table | list[Observation] | Encoded = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     token: str = field(default_factory=_token)
@@ -89,6 +91,36 @@ def transform_records(
     return observations, rejections
 
 
+def transform_table(
+    records: list[RawRecord], source: Source, ctx: Context
+) -> tuple[pa.Table, list[Rejection]]:
+    """:func:`transform_records`, as an Arrow table, through the source's columnar
+    transform where it has one (``Source.columns``): the records it does not take go
+    through ``transform`` one by one, and the rows keep the records' order."""
+    if source.columns is None:
+        every, rejected = transform_records(records, source, ctx)
+        return observations_table(every), rejected
+    table, taken = source.columns(records, ctx)
+    if len(taken) == len(records):
+        return table, []
+    chosen = set(taken)
+    rest = [i for i in range(len(records)) if i not in chosen]
+    observations: list[Observation] = []
+    order: list[int] = []
+    rejections: list[Rejection] = []
+    for i in rest:
+        result = apply(source.transform, records[i], ctx)
+        if isinstance(result, Rejection):
+            rejections.append(result)
+        else:
+            observations.extend(result)
+            order.extend([i] * len(result))
+    if not observations:
+        return table, rejections
+    merged = pa.concat_tables([table, observations_table(observations)])
+    return merged.take(pc.sort_indices(pa.array(taken + order))), rejections
+
+
 _RECORDS = msgspec.msgpack.Decoder(list[RawRecord])
 _REJECTIONS = msgspec.msgpack.Decoder(list[Rejection])
 _ENCODER = msgspec.msgpack.Encoder()
@@ -103,10 +135,10 @@ def _transform_encoded(
     source_name: str, encoded: bytes, reference: ReferenceData, listing: Mapping[str, bytes]
 ) -> tuple[pa.Table, bytes]:
     """Worker-process entry: msgpack records in, Arrow observations and msgpack out."""
-    observations, rejections = transform_records(
+    table, rejections = transform_table(
         _RECORDS.decode(encoded), sources()[source_name], _context(reference, listing)
     )
-    return observations_table(observations), _ENCODER.encode(rejections)
+    return table, _ENCODER.encode(rejections)
 
 
 def _transform_to_wire(
@@ -178,6 +210,7 @@ class Transformer:
         self.processes = processes
         # Over Kafka the worker also encodes the messages, off the event loop.
         self._entry = _transform_to_wire if wire_out else _transform_encoded
+        self._wire = wire_out
         self._pool = self._new_pool()
 
     def _new_pool(self) -> Executor:
@@ -199,8 +232,11 @@ class Transformer:
     async def run(self, batch: RawBatch, source: Source, ctx: Context) -> Outcome:
         observations: pa.Table | list[Observation] | Encoded
         if self.processes == 0:
+            # Over Kafka the messages are encoded from the observations; the store
+            # takes the table a columnar transform makes.
+            run = transform_table if source.columns and not self._wire else transform_records
             observations, rejections = await asyncio.get_running_loop().run_in_executor(
-                self._pool, transform_records, batch.records, source, ctx
+                self._pool, run, batch.records, source, ctx
             )
         else:
             encoded = _ENCODER.encode(batch.records)

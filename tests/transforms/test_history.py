@@ -18,6 +18,7 @@ import pytest
 from ingest import defillama_protocols as protocols_ingest
 from ingest._history import History, Window
 from ingest._http import dump_item
+from sinks.tables import observations_table
 from tests.conftest import FETCHED_AT, recorded
 from tests.transforms import body_of
 from transforms import Context, apply
@@ -26,6 +27,7 @@ from transforms import defillama_yields as pools
 from yieldstream.contracts import Observation, RawRecord, Rejection, Strategy
 from yieldstream.errors import BadResponse
 from yieldstream.registry import source
+from yieldstream.transformer import transform_table
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 POOL = "747c1d2a-c668-4682-b9f9-296708a3dd90"  # a pool of the recorded /pools sample
@@ -297,3 +299,50 @@ def test_history_flooring_matches_the_snapshot_of_the_same_hour() -> None:
     assert isinstance(from_history, list)
     assert isinstance(from_snapshot, list)
     assert from_history[0].observed_at == from_snapshot[0].observed_at
+
+
+MIXED_POINTS: list[Any] = [
+    {"timestamp": "yesterday", "apy": 1.0},
+    {"timestamp": "2025-05-14T23:01:10", "apy": 1.0},  # no zone
+    {"timestamp": "2025-05-14T23:01:10+00:00", "apy": 1.5},  # an offset, not Z
+    {"timestamp": "2025-05-14T22:01:10.123456789Z", "apy": 1.5},  # nanoseconds
+    {"timestamp": "2031-01-01T00:00:00.000Z", "apy": 1.0},
+    {"timestamp": "2025-05-13T23:01:10.331Z"},
+    {"timestamp": "2025-05-12T23:01:10.331Z", "apy": "9"},
+    {"timestamp": "2025-05-11T23:01:10.331Z", "apy": 2e7},
+    {"timestamp": "2025-05-10T23:01:10.331Z", "apyBase": -101.0, "tvlUsd": 5},
+    {"timestamp": "2025-05-09T23:01:10.331Z", "tvlUsd": -1},
+    {"timestamp": "2025-05-08T23:01:10.331Z", "apyBase": 1.5, "apyReward": 2},
+    {"timestamp": "2025-05-07T23:01:10.1Z", "tvlUsd": 7, "il7d": [[[[[[1]]]]]]},
+    {"timestamp": None, "apy": 1.0},
+    {"apy": 1.0},
+    [1, 2],
+]
+
+
+def test_the_columnar_chart_transform_stores_and_rejects_what_transform_does() -> None:
+    body = orjson.loads(CHART)
+    body["data"] = [*body["data"][:3], *MIXED_POINTS, *body["data"][3:]]
+    records = history_records("defillama-yields", body, POOL)
+    records += history_records("defillama-yields", orjson.loads(CHART), "not-listed")
+    src = source("defillama-yields")
+    ctx = Context(
+        MappingProxyType({"defillama-protocols": MappingProxyType(CATEGORIES)}),
+        MappingProxyType(POOL_LISTING),
+    )
+    table, rejections = transform_table(records, src, ctx)
+    observations, expected = run(records, ctx)
+    assert table.equals(observations_table(observations))
+    assert len(observations) == len(orjson.loads(CHART)["data"]) + 4
+    shown = [(r.native_id, r.stage, r.reason) for r in rejections]
+    assert sorted(shown) == sorted((r.native_id, r.stage, r.reason) for r in expected)
+    _, taken = pools.history_columns(records, ctx)
+    assert len(taken) == len(orjson.loads(CHART)["data"]) + 2  # the rest one by one
+
+
+def test_a_listing_item_that_is_no_pool_rejects_its_points_as_transform_does() -> None:
+    records = history_records("defillama-yields", orjson.loads(CHART), POOL)
+    ctx = Context(listing={POOL: orjson.dumps({"pool": POOL, "chain": "", "project": "x"})})
+    table, rejections = transform_table(records, source("defillama-yields"), ctx)
+    assert table.num_rows == 0
+    assert [r.reason for r in rejections] == [r.reason for r in run(records, ctx)[1]]
