@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 import httpx
-import prometheus_client
 import structlog
 from aiolimiter import AsyncLimiter
 
@@ -23,6 +22,7 @@ from sinks.writer import LakeWriter
 from yieldstream import __version__
 from yieldstream.bus import Bus, MemoryBus
 from yieldstream.errors import ConfigError
+from yieldstream.health import Health, Server
 from yieldstream.pipeline import ALL_ROLES, Pipeline, Role, RunStats
 from yieldstream.registry import Source, source, sources
 from yieldstream.settings import Settings
@@ -91,8 +91,10 @@ async def run_pipeline(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     try:
-        _serve_metrics(settings)
         async with AsyncExitStack() as stack:
+            health = _health(settings, roles, chosen, kafka=kafka)
+            if settings.metrics_port is not None:
+                stack.callback(_serve_metrics(settings, settings.metrics_port, health).close)
             writer = None
             if "sink" in roles:
                 # A daemon waits out a full disk: it stops fetching, resumes with space.
@@ -114,6 +116,7 @@ async def run_pipeline(
                     produce=bool(roles & {"collect", "transform"}) or alerting is not None,
                     follow_reference="transform" in roles,
                 )
+                health.ready("bus")
                 bus = kafka_bus
             else:
                 bus = MemoryBus(settings.queue_batches)
@@ -133,6 +136,7 @@ async def run_pipeline(
                 else None,
                 roles=roles,
                 alerting=alerting,
+                health=health,
             )
             log.info(
                 "pipeline_started",
@@ -166,13 +170,27 @@ def _expected(settings: Settings, polled: Mapping[str, Source]) -> tuple[str, ..
     return tuple(name for name in sources() if settings.source_config(name).enabled)
 
 
-def _serve_metrics(settings: Settings) -> None:
-    if settings.metrics_port is None:
-        return
+def _health(
+    settings: Settings, roles: frozenset[Role], polled: Mapping[str, Source], *, kafka: bool
+) -> Health:
+    """What ``/readyz`` waits for in these roles (:mod:`yieldstream.health`)."""
+    health = Health(stale_after_s=settings.alerts.stale_after_h * 3600)
+    if "sink" in roles:
+        health.waiting("store", "not opened yet")
+    if kafka:
+        health.waiting("bus", "Kafka not reached yet")
+    health.polls(polled)
+    return health
+
+
+def _serve_metrics(settings: Settings, port: int, health: Health) -> Server:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on the metrics port (close it after)."""
     try:
-        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        server = Server(settings.metrics_host, port, health)
     except OSError as exc:
         raise ConfigError(
-            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+            f"cannot serve metrics on {settings.metrics_host}:{port} "
             f"({exc.strerror or exc}); choose another metrics_port"
         ) from None
+    log.info("metrics_serving", host=server.host, port=server.port)
+    return server

@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import duckdb
-import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from sinks.lake import Store, damaged, open_reader, store_failure
-from sinks.readonly import statements
-from sinks.space import disk_full, full_message
-from transforms import Context, apply
-from yieldstream import __version__, logs, saved
-from yieldstream import settings as settings_mod
-from yieldstream.app import run_pipeline, store_of
-from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
-from yieldstream.backfill import backfill as run_backfill
-from yieldstream.contracts import Rejection, Strategy
-from yieldstream.errors import BadResponse, ConfigError, StageFailed
-from yieldstream.pipeline import ALL_ROLES, Role, RunStats, SourceStats
-from yieldstream.registry import Source
-from yieldstream.registry import source as get_source
-from yieldstream.registry import sources as all_sources
-from yieldstream.settings import Settings
+from yieldstream import __version__
+from yieldstream.errors import ConfigError, StageFailed
 from yieldstream.sqlout import DEFAULT_LIMIT, Format, print_table, rows_line, write_results
+
+# A command imports what it needs when it runs: `yieldstream sql` loads DuckDB, Arrow
+# and the settings, not the collectors, HTTP, Kafka or plotting (tests/test_cli_start.py).
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # typer's own click, which it types with
+
+    from sinks.lake import Store
+    from yieldstream.pipeline import Role, RunStats, SourceStats
+    from yieldstream.registry import Source
+    from yieldstream.settings import Settings
 
 app = typer.Typer(
     help="Collect staking, lending and farming yields into a DuckLake store you query with SQL.",
@@ -68,11 +61,40 @@ def _default(what: str) -> str:
 
 
 def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    from yieldstream import logs
+    from yieldstream import settings as settings_mod
+
     options = dict(ctx.obj or {})
     options.update({k: v for k, v in overrides.items() if v is not None})
     loaded = settings_mod.load(**options)
     logs.configure(loaded.log_format, loaded.log_level)
     return loaded
+
+
+def store_of(settings: Settings) -> Store:
+    """The store the settings name (:func:`yieldstream.app.store_of`, without the daemon)."""
+    from sinks.lake import Store
+
+    return Store(settings.data_dir, settings.catalog)
+
+
+# Help texts that name registered sources hold these until --help is shown, so that a
+# command that does not show them does not import every source.
+WITH_HISTORY = "<sources with history>"
+READS = "<reference data read>"
+
+
+class ListsSources(TyperCommand):
+    """A command whose help fills in :data:`WITH_HISTORY` and :data:`READS`."""
+
+    def get_help(self, ctx: ClickContext) -> str:
+        from yieldstream import saved
+
+        for param in self.params:
+            if isinstance(param, TyperOption | TyperArgument) and param.help:
+                text = param.help.replace(WITH_HISTORY, saved.WITH_HISTORY)
+                param.help = text.replace(READS, saved.READS)
+        return super().get_help(ctx)
 
 
 # Options whose default is None: the real one comes from the settings (see --help).
@@ -153,6 +175,10 @@ def _run_role(
     once: bool = False,
     only: list[str] | None = None,
 ) -> RunStats:
+    import asyncio
+
+    from yieldstream.app import run_pipeline
+
     settings = _kafka_settings(ctx, servers)
     return asyncio.run(run_pipeline(settings, once=once, only=only, roles=roles, kafka=True))
 
@@ -185,6 +211,11 @@ def run(
 
     Example: yieldstream run --once --source lido
     """
+    import asyncio
+
+    from yieldstream.app import run_pipeline
+    from yieldstream.pipeline import ALL_ROLES
+
     if kafka is not None:
         if once:
             raise _fail(
@@ -337,6 +368,9 @@ def sql(
 
     Example: yieldstream sql "SELECT protocol, apy_pct FROM latest_yields LIMIT 10"
     """
+    from sinks.lake import damaged, open_reader
+    from sinks.readonly import statements
+
     settings = _settings(ctx)
     try:
         todo = statements(query)
@@ -383,6 +417,8 @@ def crosscheck(
 
     Example: yieldstream crosscheck --threshold 1 --since 2026-11-01
     """
+    from sinks.lake import damaged, open_reader
+    from sinks.readonly import statements
     from yieldstream.disagreements import query as disagreements
 
     settings = _settings(ctx)
@@ -433,6 +469,7 @@ def plot(
 
     Example: yieldstream plot lido:ethereum:steth rocket-pool:ethereum:reth --out eth.svg
     """
+    from sinks.lake import open_reader
     from yieldstream import plot as figures
 
     if compare is not None and product:
@@ -526,7 +563,7 @@ def alerts(
         raise _fail(_store_error(exc), 1) from None
 
 
-@app.command()
+@app.command(cls=ListsSources)
 def parse(
     ctx: typer.Context,
     file: Annotated[
@@ -541,7 +578,7 @@ def parse(
         typer.Option(
             "--reference",
             help="A saved response of a source whose reference data the transform reads "
-            f"(repeatable; {saved.READS})",
+            f"(repeatable; {READS})",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -574,6 +611,14 @@ def parse(
 
     History: yieldstream parse -s defillama-yields --pool ID --listing pools.json chart.json
     """
+    import msgspec
+
+    from transforms import Context, apply
+    from yieldstream import saved
+    from yieldstream.contracts import Rejection
+    from yieldstream.errors import BadResponse
+    from yieldstream.registry import source as get_source
+
     _settings(ctx)
     src = get_source(source)
     if listing is not None and pool is None:
@@ -623,6 +668,8 @@ def _warn_without_reference(src: Source) -> None:
     The reference data that sources provide classifies (DefiLlama's categories):
     without it a pool's strategy is a guess from its own fields.
     """
+    from yieldstream import saved
+
     providers = saved.providers_of(src)
     if not providers:
         return
@@ -636,10 +683,10 @@ def _warn_without_reference(src: Source) -> None:
     )
 
 
-@app.command()
+@app.command(cls=ListsSources)
 def backfill(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help=f"One of: {saved.WITH_HISTORY}")],
+    source: Annotated[str, typer.Argument(help=f"One of: {WITH_HISTORY}")],
     since: Annotated[
         datetime | None,
         typer.Option(
@@ -671,6 +718,12 @@ def backfill(
 
     Example: yieldstream backfill defillama-yields --since 2023-01-01
     """
+    import asyncio
+    import signal
+
+    from yieldstream.backfill import BackfillSummary, BarReporter, ListingFailed, LogReporter
+    from yieldstream.backfill import backfill as run_backfill
+
     settings = _settings(ctx)
     entities = [e.strip() for value in only or () for e in value.split(",") if e.strip()]
     if only is not None and not entities:
@@ -752,6 +805,8 @@ def replay(
 
     Example: yieldstream replay --source defillama-yields --since 2026-01-01 --dry-run
     """
+    import asyncio
+
     from yieldstream.replay import replay as run_replay
     from yieldstream.replay import replay_kafka
 
@@ -786,6 +841,8 @@ def replay(
 
 def _store_error(exc: duckdb.Error) -> str:
     """A store that fails a read (a damaged data file...) as one line."""
+    from sinks.lake import store_failure
+
     return store_failure(exc)
 
 
@@ -809,30 +866,22 @@ def sources(ctx: typer.Context) -> None:
             f"cannot use {settings.data_dir} as the data directory (Not a directory); "
             "pass --data-dir or set data_dir to a directory"
         )
-    stats: dict[str, tuple[Any, ...]] = {}
+    from rich.table import Table
+
+    from sinks.lake import open_reader
+    from yieldstream.registry import sources as all_sources
+    from yieldstream.sourcestats import SourceStats, source_stats
+
+    stats: dict[str, SourceStats] = {}
     store = store_of(settings)
     if store.exists:
         con = open_reader(store)
         try:
-            rows = con.execute(
-                """
-                WITH f AS (
-                    SELECT source, max(finished_at) AS last_fetch,
-                           arg_max(ok, finished_at) AS last_ok,
-                           count(*) FILTER (WHERE NOT ok) AS failed
-                    FROM fetches GROUP BY source),
-                o AS (SELECT source, count(*) AS rows FROM observations GROUP BY source),
-                r AS (SELECT source, count(*) AS rejected FROM rejections GROUP BY source)
-                SELECT f.source, f.last_fetch, f.last_ok, coalesce(o.rows, 0),
-                       coalesce(r.rejected, 0), f.failed
-                FROM f LEFT JOIN o USING (source) LEFT JOIN r USING (source)
-                """
-            ).fetchall()
+            stats = source_stats(con)
         except duckdb.Error as exc:
             raise _fail(_store_error(exc), 1) from None
         finally:
             con.close()
-        stats = {str(r[0]): r[1:] for r in rows}
     table = Table(
         "source",
         "enabled",
@@ -848,24 +897,50 @@ def sources(ctx: typer.Context) -> None:
     )
     for name, src in all_sources().items():
         cfg = settings.source_config(name)
-        last, ok, rows_stored, rejected, failed = stats.get(name, (None, None, 0, 0, 0))
+        got = stats.get(name, SourceStats())
+        last, ok = got.last_fetch, got.last_ok
         table.add_row(
             name,
             "yes" if cfg.enabled else "no",
             f"{cfg.interval_s:g}s",
             last.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if last else "never",
             "" if ok is None else ("yes" if ok else "no"),
-            str(rows_stored),
-            str(rejected),
-            str(failed),
+            str(got.rows_stored),
+            str(got.rejected),
+            str(got.failed_fetches),
             *_offers(src),
             src.history.path if src.history else "none",
         )
     _out().print(table)
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help=f"Address to bind {_default('127.0.0.1, api.host')}")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help=f"Port to listen on {_default('8000, api.port')}"),
+    ] = None,
+) -> None:
+    """Serve the read API over the store (read-only; safe while the daemon writes).
+
+    Endpoints under /v1, OpenAPI docs at /docs, /healthz, /readyz and /metrics.
+    Stops on Ctrl-C or SIGTERM.
+
+    Example: yieldstream serve --port 8000
+    """
+    from yieldstream.api import serve as serve_api
+
+    serve_api(_settings(ctx), host=host, port=port)
+
+
 def _offers(src: Source) -> tuple[str, str]:
     """What a source's products are: its strategies and venues, as two cells."""
+    from yieldstream.contracts import Strategy
+
     strategies = {strategy for strategy, _ in src.offers}
     venues = sorted({venue.value for _, venue in src.offers})
     shown = "any" if strategies == set(Strategy) else ", ".join(s.value for s in sorted(strategies))
@@ -891,7 +966,12 @@ def demo(
 
     Example: yieldstream demo
     """
+    import asyncio
+
+    from sinks.lake import Store, open_reader
+    from yieldstream.app import run_pipeline
     from yieldstream.loopback import recorded_routes, recorded_settings, serve, source_url
+    from yieldstream.registry import sources as all_sources
 
     # The demo is quiet unless asked: its output is the query result.
     base = _settings(ctx, log_level=(ctx.obj or {}).get("log_level") or "warning")
@@ -951,9 +1031,11 @@ def main() -> None:
         _error(_stage_failure(exc))
         sys.exit(1)
     except duckdb.Error as exc:  # the store failed outside a stage (a damaged data file...)
-        _error(store_failure(exc))
+        _error(_store_error(exc))
         sys.exit(1)
     except OSError as exc:
+        from sinks.space import disk_full, full_message
+
         if not disk_full(exc):
             raise
         _error(full_message(exc, exc.filename or "the data directory"))
@@ -962,11 +1044,13 @@ def main() -> None:
 
 def _stage_failure(exc: StageFailed) -> str:
     """A failed stage's line; the store's own words when the store was what failed."""
+    from sinks.space import disk_full, full_message
+
     cause = exc.__cause__
     if cause is not None and disk_full(cause):
         return f"{exc.stage} failed: {full_message(cause, 'the data directory')}"
     if isinstance(cause, duckdb.Error):
-        return f"{exc.stage} failed: {store_failure(cause)}"
+        return f"{exc.stage} failed: {_store_error(cause)}"
     return str(exc)
 
 

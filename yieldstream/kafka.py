@@ -173,6 +173,9 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
                 note="their commits may fail; the new owner processes them again",
             )
         log.info("partitions_revoked", group=self.group, partitions=_names(revoked))
+        for tp in revoked:  # its new owner reports its lag
+            with contextlib.suppress(KeyError):
+                metrics.KAFKA_CONSUMER_LAG.remove(tp.topic, str(tp.partition))
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info("partitions_assigned", group=self.group, partitions=_names(assigned))
@@ -577,6 +580,7 @@ class KafkaBus:
             for tp, records in got.items():
                 polled.setdefault(tp, []).extend(records)
                 count += len(records)
+        await _note_lag(consumer)
         return polled
 
     async def commit(self, message: Message) -> None:
@@ -804,6 +808,26 @@ def _read_later(future: asyncio.Future[Any]) -> None:
 def _read(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+async def _note_lag(consumer: AIOKafkaConsumer) -> None:
+    """Each assigned partition's lag: its high watermark less the consumer's position.
+
+    The high watermark comes with fetch responses: a partition not fetched yet has none.
+    """
+    for tp in list(consumer.assignment()):
+        if tp not in consumer.assignment():  # revoked while the one before was read
+            continue
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except KafkaError:  # no longer assigned
+            continue
+        metrics.KAFKA_CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+            max(0, highwater - position)
+        )
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:

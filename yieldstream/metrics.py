@@ -1,8 +1,8 @@
-"""Counters for what the pipeline fetched, stored and rejected (Prometheus)."""
+"""What the pipeline fetched, stored and rejected, and how long it took (Prometheus)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 FETCHES = Counter("yieldstream_fetches", "Upstream fetch runs by outcome", ["source", "outcome"])
 RECORDS_FETCHED = Counter("yieldstream_records_fetched", "Raw records fetched", ["source"])
@@ -35,4 +35,32 @@ ALERT_FAILURES = Counter(
     "yieldstream_alert_failures",
     "Alert evaluations or publishes that failed (the batch is stored all the same)",
     ["step"],
+)
+
+# Operators' gauges and timings (served with /healthz and /readyz: yieldstream.health).
+SOURCE_LAST_SUCCESS = Gauge(
+    "yieldstream_source_last_success_timestamp_seconds",
+    "When the source's last successful fetch run finished (unix seconds)",
+    ["source"],
+)
+SOURCE_FAILURES = Gauge(
+    "yieldstream_source_consecutive_failures",
+    "Fetch runs of the source that failed since its last success",
+    ["source"],
+)
+FETCH_DURATION = Histogram(
+    "yieldstream_fetch_duration_seconds",
+    "Time a fetch run took: the source's collector from its start to its last record",
+    ["source"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+SINK_COMMIT = Histogram(
+    "yieldstream_sink_commit_seconds",
+    "Time the store took to write and commit one batch (observations and rejections)",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+KAFKA_CONSUMER_LAG = Gauge(
+    "yieldstream_kafka_consumer_lag",
+    "Messages of the partition not yet polled by this consumer (high watermark - position)",
+    ["topic", "partition"],
 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import traceback
 import uuid
 from collections import deque
@@ -54,6 +55,7 @@ from yieldstream.alertpass import AlertPasses
 from yieldstream.bus import OBSERVATIONS, RAW, Bus, Message
 from yieldstream.contracts import FetchReport, RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, StageFailed, YieldstreamError
+from yieldstream.health import Health
 from yieldstream.registry import Source, providers
 from yieldstream.registry import sources as registered_sources
 from yieldstream.transformer import Outcome, RawBatch, Transformer
@@ -153,6 +155,7 @@ class Pipeline:
         transformer: Transformer | None = None,
         roles: frozenset[Role] = ALL_ROLES,
         alerting: Alerting | None = None,
+        health: Health | None = None,
     ) -> None:
         if "sink" in roles and writer is None:
             raise ValueError("the sink role needs a store writer")
@@ -164,6 +167,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.transformer = transformer or Transformer(processes=0)
         self.roles = roles
+        self.health = health or Health()
         self.alerts = (
             AlertPasses(
                 alerting, lambda pools: self._on_store(alerting.evaluate, self._writer, pools), bus
@@ -222,6 +226,7 @@ class Pipeline:
             except Exception as exc:
                 raise self._failed("store", exc) from exc
             self._ctx = self._ctx.merged(stored)
+            self.health.ready("store")  # opened and read
         workers = []
         if "transform" in self.roles:
             workers.append(asyncio.create_task(self._transformer(), name="transformer"))
@@ -285,6 +290,8 @@ class Pipeline:
         failed = exc if isinstance(exc, StageFailed) else StageFailed(stage, exc)
         origin = exc.__cause__ if isinstance(exc, StageFailed) else exc
         metrics.STAGE_FAILURES.labels(failed.stage).inc()
+        if failed.stage in ("store", "archive"):
+            self.health.waiting("store", f"last write failed: {failed}")
         log.error(
             "stage_failed", stage=failed.stage, error=str(failed), at=_where(origin), **fields
         )
@@ -385,6 +392,7 @@ class Pipeline:
     async def _cycle(self, source: Source) -> None:
         run_id = uuid.uuid4().hex
         started = datetime.now(UTC)
+        began = time.perf_counter()
         pending: list[Done] = []
         batch: list[RawRecord] = []
         problems: list[Rejection] = []  # items unusable as they are (RawRecord.problem)
@@ -426,6 +434,7 @@ class Pipeline:
                 rejected = Outcome(None, source.name, 0, rejections=problems, run_id=run_id)
                 pending.append(await self._publish_outcome(rejected))
             metrics.FETCHES.labels(source.name, "failed" if error else "ok").inc()
+            self.health.fetched(source.name, error is None, time.perf_counter() - began)
             metrics.RECORDS_FETCHED.labels(source.name).inc(count)
             self.stats.fetch_done(source.name, count, error)
             report = FetchReport(source.name, run_id, started, error is None, count, error)
@@ -605,6 +614,7 @@ class Pipeline:
                 await self._store(value)
         except Exception as exc:
             raise StageFailed("store", exc) from exc
+        self.health.ready("store")
         if self.alerts is not None:
             await self.alerts.stored(value.observations if isinstance(value, Outcome) else None)
 
@@ -615,14 +625,7 @@ class Pipeline:
             await self._store_bound(outcome)
 
     async def _store_bound(self, outcome: Outcome) -> None:
-        stored: Stored = await self._on_store(
-            self._writer.store,
-            outcome.batch_id,
-            outcome.source,
-            outcome.records,
-            outcome.observations,
-            outcome.rejections,
-        )
+        stored = await self._on_store(self._commit, outcome)
         name = outcome.source
         metrics.OBSERVATIONS_STORED.labels(name).inc(stored.observations)
         metrics.DUPLICATES_SKIPPED.labels(name).inc(stored.duplicates)
@@ -645,6 +648,19 @@ class Pipeline:
             duplicates=stored.duplicates,
             rejected=len(outcome.rejections),
         )
+
+    def _commit(self, outcome: Outcome) -> Stored:
+        """Store ``outcome`` (on the store thread), timing the write and its commit."""
+        began = time.perf_counter()
+        stored = self._writer.store(
+            outcome.batch_id,
+            outcome.source,
+            outcome.records,
+            outcome.observations,
+            outcome.rejections,
+        )
+        metrics.SINK_COMMIT.observe(time.perf_counter() - began)
+        return stored
 
     async def _learn(self, provider: str, read: Reference, records: list[RawRecord]) -> None:
         """Take the reference data a provider's batch gives, and share it."""

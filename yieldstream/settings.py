@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -32,8 +32,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ingest._http import SourceConfig
 from yieldstream.errors import ConfigError
+
+if TYPE_CHECKING:  # the sources' settings load with the sources (yieldstream.registry)
+    from ingest._http import SourceConfig
 
 DEFAULT_CONFIG = Path("yieldstream.toml")
 

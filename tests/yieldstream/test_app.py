@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable, Mapping
 
@@ -29,11 +30,23 @@ async def test_metrics_count_fetched_stored_and_rejected(
     url, _ = loopback(None)
     port = free_port()
     settings = make_settings(url, metrics_port=port)
-    stats = await run_pipeline(settings, once=True, handle_signals=False)
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(
+        run_pipeline(settings, once=False, stop=stop, handle_signals=False)
+    )
+    lido = 'yieldstream_observations_stored_total{source="lido"} 8.0'
+    text = ""
+    try:
+        async with httpx.AsyncClient() as client, asyncio.timeout(30):
+            while lido not in text:
+                assert not daemon.done(), daemon
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(httpx.TransportError):
+                    text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    finally:
+        stop.set()
+        stats = await asyncio.wait_for(daemon, 15)
     assert stats.stored == 23
-    async with httpx.AsyncClient() as client:
-        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    assert 'yieldstream_observations_stored_total{source="lido"}' in text
     assert 'yieldstream_fetches_total{outcome="ok",source="defillama-yields"}' in text
 
 
