@@ -20,10 +20,10 @@ loopback). At each size, in a fresh process (so its peak RSS is its own):
 Building 20M rows one poll at a time would take hours, so the hourly snapshots are
 bulk-built in the store's own layout: the 20,000 pools are real transform output
 (bench/synthetic.py items through the DefiLlama transform), and DuckDB writes their
-snapshots, time-ordered as polls append them, into ``year=/month=`` Parquet files,
+snapshots, time-ordered as polls append them, into ``year=`` Parquet files,
 registered with ``ducklake_add_data_files`` in one transaction with their
 ``latest_observations`` rows, as the writer does (one file per million rows and
-month, the size of a compacted file). They have no raw archive (the
+year, about a compacted file's size). They have no raw archive (the
 polls measured do). The history goes through the real backfill.
 
 At 5M rows a backfill is killed (``kill -9``) mid-run and resumed; the store must
@@ -120,9 +120,8 @@ def build(data_dir: Path, k0: int, k1: int) -> None:
         for start in range(k0, k1, 50):
             con.execute(
                 f"""
-                COPY (SELECT *, year(observed_at) AS year, month(observed_at) AS month
-                      FROM ({SNAPSHOTS}) ORDER BY observed_at)
-                TO '{table_dir}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (year, month),
+                COPY (SELECT *, year(observed_at) AS year FROM ({SNAPSHOTS}) ORDER BY observed_at)
+                TO '{table_dir}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (year),
                     FILENAME_PATTERN '{tag}-{start}-{{uuid}}',
                     APPEND)
                 """,
@@ -131,7 +130,7 @@ def build(data_dir: Path, k0: int, k1: int) -> None:
         con.execute("BEGIN")
         con.execute(
             f"CALL ducklake_add_data_files('{LAKE}', 'observations', ?, hive_partitioning => true)",
-            [str(table_dir / "year=*" / "month=*" / f"{tag}-*.parquet")],
+            [str(table_dir / "year=*" / f"{tag}-*.parquet")],
         )
         # The newest snapshot is every pool's latest; the first stays where it was.
         con.execute(
@@ -241,7 +240,7 @@ def measure(data_dir: Path, hour: int, repeat: int) -> dict[str, Any]:
 
     template = _template()
     out: dict[str, Any] = {}
-    writer = LakeWriter(Store(data_dir), compact_every=None)
+    writer = LakeWriter(Store(data_dir))  # compacting when file counts call for it, as a daemon
     out["rows"] = writer.con.execute("SELECT count(*) FROM observations").fetchone()[0]
     # The idempotency check's own time, inside each commit.
     checks: list[float] = []
