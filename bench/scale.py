@@ -26,8 +26,11 @@ registered with ``ducklake_add_data_files`` in one transaction with their
 year, about a compacted file's size). They have no raw archive (the
 polls measured do). The history goes through the real backfill.
 
-At 5M rows a backfill is killed (``kill -9``) mid-run and resumed; the store must
-hold no duplicate key after it.
+At 5M rows a backfill of 1,000 pools is killed (``kill -9``) once its first commit
+is in, and resumed, on a copy of the store; the copy must hold no duplicate key.
+Peak RSS is sampled (process and children, every 20 ms) for the writer's part
+(``measure_rss_mib``: a writing daemon's), the reads (``reads_rss_mib``) and the
+backfill (``tree_rss_mib``).
 
 Run (from the repository root; checks free disk space first)::
 
@@ -40,8 +43,8 @@ extrapolated from the measured curve (least squares on the sizes measured).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import resource
 import shutil
 import signal
 import statistics
@@ -233,8 +236,8 @@ def _history_commit(template: Any, prefix: str, pools: int, days: int) -> Any:
 
 
 def measure(data_dir: Path, hour: int, repeat: int) -> dict[str, Any]:
-    """Everything measured at one size (in its own process)."""
-    import yieldstream
+    """What the writer does at one size: polls and commits (in a process of its own,
+    so its peak RSS is a writing daemon's)."""
     from sinks.lake import LAKE, Store
     from sinks.writer import LakeWriter
 
@@ -286,8 +289,14 @@ def measure(data_dir: Path, hour: int, repeat: int) -> dict[str, Any]:
         "WHERE end_snapshot IS NULL"
     ).fetchone()[0]
     writer.close()
-    out["store_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
 
+
+def measure_reads(data_dir: Path, repeat: int) -> dict[str, Any]:
+    """The reads and files at one size (in a process of their own)."""
+    import yieldstream
+
+    out: dict[str, Any] = {}
     con = yieldstream.connect(data_dir)
     queries = reads(*_product(con))
     for name, sql in queries.items():
@@ -321,13 +330,32 @@ def measure(data_dir: Path, hour: int, repeat: int) -> dict[str, Any]:
 
 
 def _child(kind: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
+    """Run ``kind`` in a fresh process; its answer, with its peak RSS sampled every 20 ms
+    (the process and its children: a child's own high-water mark counts what it
+    inherited from this process before it exec'd)."""
+    import psutil
+
+    child = subprocess.Popen(
         [sys.executable, "-m", "bench.scale", "--child", kind, *args],
-        check=True,
         stdout=subprocess.PIPE,
         text=True,
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    root = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        total = 0
+        with contextlib.suppress(psutil.Error):
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+        peak = max(peak, total)
+        time.sleep(0.02)
+    out, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"{kind} failed with exit code {child.returncode}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result[f"{kind}_rss_mib"] = round(peak / 2**20)
+    return result
 
 
 def _backfill_process(url: str, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -348,6 +376,22 @@ def _backfill_process(url: str, data_dir: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _first_commit(data_dir: Path, timeout_s: float) -> None:
+    """Wait until the backfill committed its first checkpoints (or ``timeout_s``)."""
+    import yieldstream
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):  # the store being written
+            con = yieldstream.connect(data_dir)
+            try:
+                if con.execute("SELECT count(*) FROM backfill_checkpoints").fetchone()[0]:
+                    return
+            finally:
+                con.close()
+        time.sleep(0.2)
+
+
 def killed_and_resumed(store_dir: Path, kill_after_s: float) -> dict[str, Any]:
     """A backfill killed with SIGKILL mid-run, then run again to the end.
 
@@ -358,11 +402,11 @@ def killed_and_resumed(store_dir: Path, kill_after_s: float) -> dict[str, Any]:
 
     data_dir = store_dir.with_name("kill-copy")
     shutil.copytree(store_dir, data_dir)
-    server = serve(300, 1000)
+    server = serve(1000, 1000)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         first = _backfill_process(url, data_dir)
-        time.sleep(kill_after_s)
+        _first_commit(data_dir, kill_after_s)  # then killed mid-run, between commits
         first.send_signal(signal.SIGKILL)
         first.wait()
         con = yieldstream.connect(data_dir)
@@ -419,7 +463,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kill-after-s", type=float, default=20.0)
     parser.add_argument("--dir", help="where to build the store (default: a temp dir)")
-    parser.add_argument("--child", choices=("build", "measure"))
+    parser.add_argument("--child", choices=("build", "measure", "reads"))
     parser.add_argument("--data-dir")
     parser.add_argument("--k0", type=int)
     parser.add_argument("--k1", type=int)
@@ -430,6 +474,9 @@ def main() -> None:
         return
     if args.child == "measure":
         print(json.dumps(measure(Path(args.data_dir), args.k0, args.repeat), default=str))
+        return
+    if args.child == "reads":
+        print(json.dumps(measure_reads(Path(args.data_dir), args.repeat), default=str))
         return
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -463,7 +510,8 @@ def main() -> None:
                 str(args.repeat),
             )
             hour += args.repeat
-            row = {"size": size, "built_s": round(built_s, 1), **row}
+            reads = _child("reads", "--data-dir", str(data_dir), "--repeat", str(args.repeat))
+            row = {"size": size, "built_s": round(built_s, 1), **row, **reads}
             if size == 5_000_000 or (size == sizes[-1] and 5_000_000 not in sizes):
                 row["kill_resume"] = killed_and_resumed(data_dir, args.kill_after_s)
             print(json.dumps(row, default=str), flush=True)
@@ -478,7 +526,8 @@ def main() -> None:
             "--repeat",
             str(args.repeat),
         )
-        row = {"size": row["rows"], "backfill": history, **row}
+        reads = _child("reads", "--data-dir", str(data_dir), "--repeat", str(args.repeat))
+        row = {"size": row["rows"], "backfill": history, **row, **reads}
         print(json.dumps(row, default=str), flush=True)
         results.append(row)
     finally:
@@ -501,7 +550,8 @@ FIGURES = (
     "active_files",
     "files_on_disk",
     "gib_on_disk",
-    "store_rss_mib",
+    "measure_rss_mib",
+    "reads_rss_mib",
 )
 
 
