@@ -25,16 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+import pyarrow as pa
 import structlog
 
 from sinks.lake import Store
 from sinks.writer import LakeWriter, Replaced
 from transforms import Context, Reference, ReferenceData
-from yieldstream.contracts import Observation, RawRecord, Rejection
+from yieldstream.contracts import RawRecord, Rejection
 from yieldstream.registry import Source, providers, source
 from yieldstream.registry import sources as registered_sources
 from yieldstream.settings import Settings
-from yieldstream.transformer import transform_records
+from yieldstream.transformer import transform_table
 
 log = structlog.get_logger(__name__)
 # Raw records replayed in one transaction at most (whole stored batches): each
@@ -87,7 +88,7 @@ def replay(
             source(name)  # a ConfigError naming the known sources
     summary = ReplaySummary()
     writer = LakeWriter(store)
-    group: list[tuple[str, list[Observation], list[Rejection]]] = []
+    group: list[tuple[str, pa.Table, list[Rejection]]] = []
     grouped = 0  # raw records in the group
 
     def flush() -> None:
@@ -114,7 +115,7 @@ def replay(
             if src is None:
                 continue
             ctx = reference.at(records[0].fetched_at)
-            observations, rejections = transform_records(
+            observations, rejections = transform_table(
                 records, src, _with_listing(ctx, writer, records, src)
             )
             if grouped + len(records) > REPLAY_RECORDS:
@@ -203,7 +204,7 @@ async def replay_kafka(
                 if src is None or not records or (only and batch.source not in only):
                     continue
                 ctx = Context(_frozen(bus.known_reference())).merged(ctx.reference)
-                observations, rejections = transform_records(records, src, ctx)
+                observations, rejections = transform_table(records, src, ctx)
                 result = writer.reconcile(
                     f"replay-{uuid.uuid4().hex}",
                     observations,
