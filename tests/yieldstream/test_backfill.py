@@ -426,7 +426,11 @@ def test_replay_applies_a_transform_change_to_backfilled_history(
     sql = f"SELECT sum(apy_pct) FROM observations WHERE source = '{POOLS}'"
     (before,) = query(settings.data_dir, sql)[0]
     store = Store(settings.data_dir)
-    changed = {**sources(), POOLS: dataclasses.replace(sources()[POOLS], transform=doubled)}
+    # The changed transform alone (no columnar path that would bypass it).
+    changed = {
+        **sources(),
+        POOLS: dataclasses.replace(sources()[POOLS], transform=doubled, columns=None),
+    }
 
     dry = replay(store, only=[POOLS], dry_run=True, sources=changed)
     assert dry.changed == 20 * 50

@@ -31,7 +31,11 @@ StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
 
 def with_pools_transform(transform: Callable[[RawRecord, Context], Result]) -> dict[str, Source]:
     """The registry with the pools transform swapped: a deliberate transform change."""
-    return {**sources(), POOLS: dataclasses.replace(sources()[POOLS], transform=transform)}
+    # The changed transform alone (no columnar path that would bypass it).
+    return {
+        **sources(),
+        POOLS: dataclasses.replace(sources()[POOLS], transform=transform, columns=None),
+    }
 
 
 def apy_times_two(record: RawRecord, ctx: Context) -> Result:
