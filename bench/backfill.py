@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import resource
 import statistics
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
+from bench.processes import run_sampled
 
 CONCURRENCY = 8
 
@@ -197,30 +196,12 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _in_child(kind: str, url: str, data_dir: Path) -> dict[str, Any]:
-    """Run one measurement in a fresh process; add its peak RSS, sampled as a tree.
-
-    ``tree_rss_mib`` is the largest sum of the RSS of the process and all its
-    descendants (transform worker, catalog holder) seen at one instant, every 20 ms.
-    """
+    """Run one measurement in a fresh process; add its peak RSS, sampled as a tree
+    (:func:`bench.processes.run_sampled`)."""
     command = [sys.executable, "-m", "bench.backfill", "--child", kind, "--url", url]
-    child = subprocess.Popen(
-        [*command, "--data-dir", str(data_dir)], stdout=subprocess.PIPE, text=True
-    )
-    root = psutil.Process(child.pid)
-    peak = 0
-    while child.poll() is None:
-        total = 0
-        try:
-            for process in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss
-        except psutil.Error:
-            pass
-        peak = max(peak, total)
-        time.sleep(0.02)
-    out, _ = child.communicate()
-    if child.returncode:
-        raise SystemExit(f"{kind} run failed with exit code {child.returncode}")
+    out, code, peak = run_sampled([*command, "--data-dir", str(data_dir)])
+    if code:
+        raise SystemExit(f"{kind} run failed with exit code {code}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["tree_rss_mib"] = round(peak / 2**20)
     return result

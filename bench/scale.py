@@ -57,6 +57,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.processes import run_sampled
+
 POOLS = 20_000
 # The hourly snapshots start the day after the served history's last day
 # (bench/history.py): history backfilled up to when polling began, then polls.
@@ -330,29 +332,11 @@ def measure_reads(data_dir: Path, repeat: int) -> dict[str, Any]:
 
 
 def _child(kind: str, *args: str) -> dict[str, Any]:
-    """Run ``kind`` in a fresh process; its answer, with its peak RSS sampled every 20 ms
-    (the process and its children: a child's own high-water mark counts what it
-    inherited from this process before it exec'd)."""
-    import psutil
-
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench.scale", "--child", kind, *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    root = psutil.Process(child.pid)
-    peak = 0
-    while child.poll() is None:
-        total = 0
-        with contextlib.suppress(psutil.Error):
-            for process in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss
-        peak = max(peak, total)
-        time.sleep(0.02)
-    out, _ = child.communicate()
-    if child.returncode:
-        raise SystemExit(f"{kind} failed with exit code {child.returncode}")
+    """Run ``kind`` in a fresh process; its answer, with its peak RSS sampled as a tree
+    (:func:`bench.processes.run_sampled`)."""
+    out, code, peak = run_sampled([sys.executable, "-m", "bench.scale", "--child", kind, *args])
+    if code:
+        raise SystemExit(f"{kind} failed with exit code {code}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result[f"{kind}_rss_mib"] = round(peak / 2**20)
     return result
@@ -374,6 +358,14 @@ def _backfill_process(url: str, data_dir: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
+
+
+def _at_size(data_dir: Path, hour: int, repeat: int) -> dict[str, Any]:
+    """The writer's figures (polls from ``hour`` on) and the reads', each in its process."""
+    writes = _child(
+        "measure", "--data-dir", str(data_dir), "--k0", str(hour), "--repeat", str(repeat)
+    )
+    return {**writes, **_child("reads", "--data-dir", str(data_dir), "--repeat", str(repeat))}
 
 
 def _first_commit(data_dir: Path, timeout_s: float) -> None:
@@ -500,34 +492,19 @@ def main() -> None:
             built_s = time.perf_counter() - start
             hour += more
             snapshots += more + args.repeat
-            row = _child(
-                "measure",
-                "--data-dir",
-                str(data_dir),
-                "--k0",
-                str(hour),
-                "--repeat",
-                str(args.repeat),
-            )
+            row = {
+                "size": size,
+                "built_s": round(built_s, 1),
+                **_at_size(data_dir, hour, args.repeat),
+            }
             hour += args.repeat
-            reads = _child("reads", "--data-dir", str(data_dir), "--repeat", str(args.repeat))
-            row = {"size": size, "built_s": round(built_s, 1), **row, **reads}
             if size == 5_000_000 or (size == sizes[-1] and 5_000_000 not in sizes):
                 row["kill_resume"] = killed_and_resumed(data_dir, args.kill_after_s)
             print(json.dumps(row, default=str), flush=True)
             results.append(row)
         history = backfill_history(data_dir, args.history_pools, args.history_days)
-        row = _child(
-            "measure",
-            "--data-dir",
-            str(data_dir),
-            "--k0",
-            str(hour),
-            "--repeat",
-            str(args.repeat),
-        )
-        reads = _child("reads", "--data-dir", str(data_dir), "--repeat", str(args.repeat))
-        row = {"size": row["rows"], "backfill": history, **row, **reads}
+        row = _at_size(data_dir, hour, args.repeat)
+        row = {"size": row["rows"], "backfill": history, **row}
         print(json.dumps(row, default=str), flush=True)
         results.append(row)
     finally:

@@ -17,7 +17,6 @@ from aiolimiter import AsyncLimiter
 
 from ingest._http import RateLimitedTransport, SourceConfig
 from sinks.alerts import Alerting
-from sinks.lake import Store
 from sinks.writer import LakeWriter
 from yieldstream import __version__
 from yieldstream.bus import Bus, MemoryBus
@@ -25,15 +24,11 @@ from yieldstream.errors import ConfigError
 from yieldstream.health import Health, Server
 from yieldstream.pipeline import ALL_ROLES, Pipeline, Role, RunStats
 from yieldstream.registry import Source, source, sources
-from yieldstream.settings import Settings
+from yieldstream.settings import Settings, store_of
 from yieldstream.transformer import Transformer
 
 log = structlog.get_logger(__name__)
 USER_AGENT = f"yieldstream/{__version__}"
-
-
-def store_of(settings: Settings) -> Store:
-    return Store(settings.data_dir, settings.catalog)
 
 
 def selected(settings: Settings, only: list[str] | None) -> dict[str, Source]:

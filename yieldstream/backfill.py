@@ -57,12 +57,12 @@ from sinks.tables import observations_table
 from sinks.writer import Checkpoint, LakeWriter, Stored, raw_table
 from transforms import Context
 from yieldstream import metrics
-from yieldstream.app import client_for, store_of
+from yieldstream.app import client_for
 from yieldstream.contracts import Observation, RawRecord, Rejection, record_id
 from yieldstream.errors import BadResponse, ConfigError, YieldstreamError
 from yieldstream.registry import Source, providers, source
 from yieldstream.registry import sources as registered_sources
-from yieldstream.settings import Settings
+from yieldstream.settings import Settings, store_of
 from yieldstream.transformer import RawBatch, Transformer
 
 log = structlog.get_logger(__name__)

@@ -72,10 +72,10 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
 
 
 def store_of(settings: Settings) -> Store:
-    """The store the settings name (:func:`yieldstream.app.store_of`, without the daemon)."""
-    from sinks.lake import Store
+    """:func:`yieldstream.settings.store_of`, the settings module loaded when called."""
+    from yieldstream import settings as module
 
-    return Store(settings.data_dir, settings.catalog)
+    return module.store_of(settings)
 
 
 # Help texts that name registered sources hold these until --help is shown, so that a

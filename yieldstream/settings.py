@@ -36,6 +36,7 @@ from yieldstream.errors import ConfigError
 
 if TYPE_CHECKING:  # the sources' settings load with the sources (yieldstream.registry)
     from ingest._http import SourceConfig
+    from sinks.lake import Store
 
 DEFAULT_CONFIG = Path("yieldstream.toml")
 
@@ -393,3 +394,10 @@ def load(**overrides: Any) -> Settings:
         raise ConfigError(describe(exc, model=Settings)) from None
     except ValueError as exc:  # a TOML syntax error
         raise ConfigError(f"cannot read {toml_file}: {exc}") from None
+
+
+def store_of(settings: Settings) -> Store:
+    """The store the settings name: its data directory and catalog."""
+    from sinks.lake import Store
+
+    return Store(settings.data_dir, settings.catalog)

@@ -25,9 +25,9 @@ import sinks.alerts
 from sinks.alerts import Alerting, pools_of
 from sinks.writer import LakeWriter
 from tests.conftest import query, store_created
-from yieldstream.app import run_pipeline, store_of
+from yieldstream.app import run_pipeline
 from yieldstream.loopback import Reply, Route, recorded_routes
-from yieldstream.settings import Settings
+from yieldstream.settings import Settings, store_of
 
 StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]
 BIFI, COMETH = "bifi-maxi", "cometh-must-eth"

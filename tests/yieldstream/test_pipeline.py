@@ -29,10 +29,10 @@ from sinks.writer import LakeWriter
 from tests.conftest import query
 from tests.test_cli import SOURCES, env_for
 from yieldstream import pipeline
-from yieldstream.app import run_pipeline, store_of
+from yieldstream.app import run_pipeline
 from yieldstream.errors import StageFailed
 from yieldstream.loopback import Route
-from yieldstream.settings import Settings
+from yieldstream.settings import Settings, store_of
 from yieldstream.transformer import Transformer
 
 StartServer = Callable[[Mapping[str, Route] | None], tuple[str, dict[str, int]]]

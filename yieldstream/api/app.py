@@ -21,8 +21,7 @@ from yieldstream.api.metrics import RequestMetrics, metrics
 from yieldstream.api.routes import alerts, derived, history, products, status
 from yieldstream.api.security import Guard
 from yieldstream.api.store import Readers, StoreUnavailable
-from yieldstream.app import store_of
-from yieldstream.settings import Settings
+from yieldstream.settings import Settings, store_of
 
 DESCRIPTION = """Yields of staking, lending and farming products, read-only from the
 yieldstream store. Units are in the field names: `_pct` percent (3.1 is 3.1 %),
