@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar
+from operator import attrgetter
+from typing import Any, Literal, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -60,7 +61,7 @@ from sinks.tables import OBS_FIELDS as _OBS_FIELDS
 from sinks.tables import TS as _TS
 from sinks.tables import observations_table
 from transforms import Reference
-from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
+from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection, fetch_key
 
 log = structlog.get_logger(__name__)
 
@@ -157,18 +158,38 @@ def _as_table(observations: Sequence[Observation] | pa.Table) -> pa.Table:
     return observations if isinstance(observations, pa.Table) else observations_table(observations)
 
 
+_FETCH = attrgetter("source", "endpoint", "fetched_at", "run_id", "kind")
+
+
 def raw_table(batch_id: str, records: Sequence[RawRecord]) -> pa.Table:
+    """Records as the ``raw_records`` table's rows, column-wise.
+
+    What the records of one fetch share (source, endpoint, time, run, kind and the
+    fetch's part of the raw id: :func:`yieldstream.contracts.record_id`) is made
+    once per fetch and repeated by Arrow; a history batch holds thousands of
+    points of few fetches.
+    """
+    fetches = list(map(_FETCH, records))
+    order = {fetch: i for i, fetch in enumerate(dict.fromkeys(fetches))}
+    take = pa.array([order[fetch] for fetch in fetches], pa.int32())
+    shared = list(zip(*order, strict=True)) or [[], [], [], [], []]
+    keys = [fetch_key(source, endpoint, at) for source, endpoint, at, *_ in order]
+    native = pa.array([r.native_id for r in records], type=pa.string())
     payload = pa.array([r.payload for r in records], type=pa.binary()).cast(pa.string())
+
+    def each(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+        return pa.array(values, type=kind).take(take)
+
     return pa.table(
         {
-            "raw_id": pa.array([r.raw_id for r in records], type=pa.string()),
-            "batch_id": pa.array([batch_id] * len(records), type=pa.string()),
-            "source": pa.array([r.source for r in records], type=pa.string()),
-            "endpoint": pa.array([r.endpoint for r in records], type=pa.string()),
-            "kind": pa.array([r.kind for r in records], type=pa.string()),
-            "native_id": pa.array([r.native_id for r in records], type=pa.string()),
-            "fetched_at": pa.array([r.fetched_at for r in records], type=_TS),
-            "run_id": pa.array([r.run_id for r in records], type=pa.string()),
+            "raw_id": pc.binary_join_element_wise(each(keys, pa.string()), native, ":"),
+            "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), len(records)),
+            "source": each(shared[0], pa.string()),
+            "endpoint": each(shared[1], pa.string()),
+            "kind": each(shared[4], pa.string()),
+            "native_id": native,
+            "fetched_at": each(shared[2], _TS),
+            "run_id": each(shared[3], pa.string()),
             "payload": payload,
         }
     )

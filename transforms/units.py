@@ -212,6 +212,8 @@ def iso_time(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
+    if moment.tzinfo is UTC:  # "...Z": as a history gives thousands of them
+        return moment
     return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 

@@ -178,11 +178,12 @@ def record_id(source: str, endpoint: str, fetched_at: datetime, native_id: str) 
     The fetch hash (16 hex characters) names the source, endpoint and UTC fetch
     time; it is computed once per fetch, so an id costs a string join per item.
     """
-    return f"{_fetch_key(source, endpoint, fetched_at)}:{native_id}"
+    return f"{fetch_key(source, endpoint, fetched_at)}:{native_id}"
 
 
 @lru_cache(maxsize=1024)  # the records of one fetch share source, endpoint and time
-def _fetch_key(source: str, endpoint: str, fetched_at: datetime) -> str:
+def fetch_key(source: str, endpoint: str, fetched_at: datetime) -> str:
+    """The fetch part of :func:`record_id`: a hash of source, endpoint and UTC fetch time."""
     key = f"{source}\x1f{endpoint}\x1f{fetched_at.astimezone(UTC).isoformat()}"
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
