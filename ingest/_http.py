@@ -129,7 +129,7 @@ class Fetched:
     head: bytes = b""  # the body's first PREVIEW_BYTES, for a rejection of its shape
 
 
-def _backoff_within(budget_s: float) -> Callable[[Exception], bool | float]:
+def _backoff_within(budget_s: float) -> Callable[[BaseException], bool | float]:
     """Retry what is retriable, but give up when ``Retry-After`` outlasts the budget.
 
     stamina checks its timeout before each wait, not against it: a ``Retry-After:
@@ -137,7 +137,7 @@ def _backoff_within(budget_s: float) -> Callable[[Exception], bool | float]:
     """
     deadline = time.monotonic() + budget_s
 
-    def backoff(exc: Exception) -> bool | float:
+    def backoff(exc: BaseException) -> bool | float:
         if not isinstance(exc, RetriableError):
             return False
         if exc.retry_after is None:

@@ -113,7 +113,7 @@ _CONCURRENT = (
 )
 
 
-def _raced(exc: Exception) -> bool:
+def _raced(exc: BaseException) -> bool:
     """Whether ``exc`` is a commit that lost a race with another writer's."""
     if disk_full(exc):  # "Exceeded the maximum retry count" too, but not a race
         return False
@@ -172,7 +172,7 @@ def raw_table(batch_id: str, records: Sequence[RawRecord]) -> pa.Table:
     fetches = list(map(_FETCH, records))
     order = {fetch: i for i, fetch in enumerate(dict.fromkeys(fetches))}
     take = pa.array([order[fetch] for fetch in fetches], pa.int32())
-    shared = list(zip(*order, strict=True)) or [[], [], [], [], []]
+    shared: list[Sequence[Any]] = list(zip(*order, strict=True)) or [()] * 5
     keys = [fetch_key(source, endpoint, at) for source, endpoint, at, *_ in order]
     native = pa.array([r.native_id for r in records], type=pa.string())
     payload = pa.array([r.payload for r in records], type=pa.binary()).cast(pa.string())
