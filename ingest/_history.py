@@ -29,6 +29,7 @@ import httpx
 
 from ingest._http import Check, Request, SourceConfig, fetch_json
 from ingest._items import Items
+from ingest._timed import TimedItems
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import UnsafeId
 from yieldstream.items import id_problem, shown
@@ -92,6 +93,9 @@ class History:
     separator: str = ""  # between the parts of an entity of several (see ``path``)
     # Raises ValueError for an entity this API cannot be asked for (a malformed id).
     validate: Callable[[str], object] | None = None
+    # A faster reading of a response of the common shape (ingest._timed.timed_items),
+    # with ``points`` for any other; for a history of one page (no ``next_query``).
+    read: Callable[[bytes], TimedItems | None] | None = None
 
     def _parts(self, entity: str) -> dict[str, str]:
         fields = _FIELD.findall(self.path)
@@ -162,8 +166,19 @@ async def fetch_history(
             method="GET" if history.json is None else "POST",
             json=None if history.json is None else history.json(window, entity),
             check=history.check,
+            read=history.read if history.next_query is None else None,
         )
         fetched = await fetch_json(client, url, cfg, request=request)
+        if fetched.read:  # the whole history in one response, read by history.read
+            timed: TimedItems = fetched.body
+            return timed.records(
+                source=source,
+                endpoint=history.endpoint(entity),
+                fetched_at=fetched.fetched_at,
+                run_id=run_id,
+                since=window.since,
+                until=window.until,
+            )
         points = [
             p
             for p in history.points(fetched.body, entity, fetched.url, fetched.head)

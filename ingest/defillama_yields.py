@@ -17,6 +17,7 @@ import httpx
 from ingest._history import History, Point, points_of
 from ingest._http import Seconds, SourceConfig
 from ingest._records import Endpoint, collect_endpoints
+from ingest._timed import timed_items
 from transforms.units import iso_time
 from yieldstream.contracts import RawRecord, Strategy, Venue
 
@@ -34,7 +35,7 @@ def _chart_points(body: Any, entity: str, url: str, head: bytes) -> Iterable[Poi
 
 
 # Every pool of /pools has one; the pool's /pools item names its protocol and chain.
-HISTORY = History("/chart/{entity}", _chart_points)
+HISTORY = History("/chart/{entity}", _chart_points, read=timed_items(("data",), "timestamp"))
 
 
 class Config(SourceConfig):
