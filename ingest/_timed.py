@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from yieldstream.contracts import RawRecord
-from yieldstream.items import too_deep
+from yieldstream.items import too_deep_each
 
 # The ids read here: nothing in them that an id check (yieldstream.items.id_problem)
 # or a time check could refuse.
@@ -110,7 +110,7 @@ def timed_items(items_at: tuple[str, ...], id_key: str) -> Callable[[bytes], Tim
         except pa.ArrowInvalid:  # a plain time of no real day: 2024-02-30
             return None
         payloads = [bytes(raw) for raw in raws]
-        if any(too_deep(payload) for payload in payloads):
+        if any(too_deep_each(payloads)):
             return None
         return TimedItems(ids, payloads, moments)
 

@@ -42,7 +42,7 @@ from yieldstream.contracts import (
     Venue,
     make_observation,
 )
-from yieldstream.items import too_deep
+from yieldstream.items import too_deep_each
 
 SOURCE = "defillama-yields"
 # The source whose reference data (protocol slug -> category) classifies the pools.
@@ -293,9 +293,14 @@ def _chart_points(
     One decode of them all as a JSON array (a fetch's points are thousands); point
     by point only when that fails, to leave out just the points that cannot be read.
     """
-    usable = [i for i in indices if records[i].problem is None and not too_deep(records[i].payload)]
+    usable = [i for i in indices if records[i].problem is None]
+    texts = [records[i].payload for i in usable]
+    deep = too_deep_each(texts)
+    if any(deep):
+        usable = [i for i, d in zip(usable, deep, strict=True) if not d]
+        texts = [records[i].payload for i in usable]
     try:
-        return usable, _decode_points(b"[" + b",".join([records[i].payload for i in usable]) + b"]")
+        return usable, _decode_points(b"[" + b",".join(texts) + b"]")
     except msgspec.MsgspecError:
         pass
     kept: list[int] = []

@@ -241,7 +241,7 @@ class _Commit:
     batch_id: str
     started: float
     records: int = 0
-    raw: list[pa.Table] = field(default_factory=list)
+    raw: list[RawRecord] = field(default_factory=list)  # made a table on the store's thread
     observations: list[pa.Table] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
@@ -252,8 +252,7 @@ class _Commit:
 
     def add(self, batch: _Batch, observations: pa.Table, rejections: list[Rejection]) -> None:
         self.records += len(batch.records)
-        if batch.records:
-            self.raw.append(raw_table(self.batch_id, batch.records))
+        self.raw.extend(batch.records)
         self.observations.append(observations)
         self.rejections.extend(rejections)
         self.rejections.extend(batch.rejections)
@@ -527,15 +526,17 @@ class Backfill:
         return observations, outcome.rejections
 
     async def _store(self, src: Source, commit: _Commit) -> None:
-        stored: Stored = await self._on_store(
-            self.writer.store_history,
-            commit.batch_id,
-            src.name,
-            pa.concat_tables(commit.raw) if commit.raw else None,
-            pa.concat_tables(commit.observations),
-            commit.rejections,
-            commit.checkpoints,
-        )
+        def store() -> Stored:  # on the store's thread, the event loop fetching meanwhile
+            return self.writer.store_history(
+                commit.batch_id,
+                src.name,
+                raw_table(commit.batch_id, commit.raw) if commit.raw else None,
+                pa.concat_tables(commit.observations),
+                commit.rejections,
+                commit.checkpoints,
+            )
+
+        stored = await self._on_store(store)
         metrics.OBSERVATIONS_STORED.labels(src.name).inc(stored.observations)
         metrics.DUPLICATES_SKIPPED.labels(src.name).inc(stored.duplicates)
         if not commit.checkpoints:  # the snapshot listing, not history

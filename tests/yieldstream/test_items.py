@@ -11,7 +11,7 @@ from tests.conftest import raw
 from transforms import Context, _non_finite, apply
 from yieldstream import wire
 from yieldstream.contracts import Rejection
-from yieldstream.items import MAX_DEPTH, MAX_ID_CHARS, id_problem, too_deep
+from yieldstream.items import MAX_DEPTH, MAX_ID_CHARS, id_problem, too_deep, too_deep_each
 
 
 def deep(levels: int) -> bytes:
@@ -31,6 +31,19 @@ def deep(levels: int) -> bytes:
 )
 def test_too_deep_counts_levels_not_brackets(text: bytes, over: bool) -> None:
     assert too_deep(text) is over
+
+
+def test_too_deep_each_answers_as_too_deep_for_each_text() -> None:
+    texts = [
+        deep(MAX_DEPTH),
+        deep(MAX_DEPTH + 1),
+        b'{"s":"' + b"[{" * 500 + b'"}',
+        b"[" + b'{"a":[]},' * 100 + b"0]",
+        b'{"a":1}',
+        b"",
+    ]
+    assert too_deep_each(texts) == [False, True, False, False, False, False]
+    assert too_deep_each([]) == []
 
 
 @pytest.mark.parametrize(
