@@ -20,8 +20,9 @@ from yieldstream import __version__
 from yieldstream.errors import ConfigError, StageFailed
 from yieldstream.sqlout import DEFAULT_LIMIT, Format, print_table, rows_line, write_results
 
-# A command imports what it needs when it runs: `yieldstream sql` loads DuckDB, Arrow
-# and the settings, not the collectors, HTTP, Kafka or plotting (tests/test_cli_start.py).
+# A command imports what it needs when it runs: `yieldstream sql` loads DuckDB and the
+# settings, not Arrow (but for CSV and JSON), structlog, the collectors, HTTP, Kafka or
+# plotting (tests/test_cli_start.py).
 if TYPE_CHECKING:
     from typer._click import Context as ClickContext  # typer's own click, which it types with
 
@@ -60,14 +61,21 @@ def _default(what: str) -> str:
     return escape(f"[default: {what}]")
 
 
-def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
-    from yieldstream import logs
+def _settings(ctx: typer.Context, *, logging: bool = True, **overrides: Any) -> Settings:
+    """The settings, and structlog configured from them.
+
+    ``logging=False``: for a command whose code logs nothing (`yieldstream sql`),
+    which then starts without importing structlog (tests/test_cli_start.py).
+    """
     from yieldstream import settings as settings_mod
 
     options = dict(ctx.obj or {})
     options.update({k: v for k, v in overrides.items() if v is not None})
     loaded = settings_mod.load(**options)
-    logs.configure(loaded.log_format, loaded.log_level)
+    if logging:
+        from yieldstream import logs
+
+        logs.configure(loaded.log_format, loaded.log_level)
     return loaded
 
 
@@ -371,7 +379,7 @@ def sql(
     from sinks.lake import damaged, open_reader
     from sinks.readonly import statements
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, logging=False)
     try:
         todo = statements(query)
     except duckdb.Error as exc:

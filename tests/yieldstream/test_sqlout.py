@@ -130,6 +130,25 @@ def test_the_table_shows_the_limit_and_counts_the_rest() -> None:
     assert notes == ["1,500 rows"]
 
 
+def test_the_table_shows_the_first_rows_in_the_query_order_as_duckdb_writes_them() -> None:
+    table, notes = run(
+        "SELECT n, CASE WHEN n % 2 = 0 THEN NULL ELSE TIMESTAMPTZ '2026-01-01 12:00:00+00' "
+        "+ to_seconds(n) END AS at, [n, n + 1] AS pair, 1.10::DECIMAL(5, 2) AS d "
+        "FROM range(100000) t(n) ORDER BY n DESC",
+        Format.table,
+        limit=3,
+    )
+    lines = [line for line in table.splitlines() if line.startswith("│")]
+    assert [line.split("│")[1:5] for line in lines] == [
+        [" 99999 ", " 2026-01-02 15:46:39+00 ", " [99999, 100000] ", " 1.10 "],
+        [" 99998 ", "                        ", " [99998, 99999]  ", " 1.10 "],
+        [" 99997 ", " 2026-01-02 15:46:37+00 ", " [99997, 99998]  ", " 1.10 "],
+    ]
+    assert notes == [
+        "3 rows shown; ... 99,997 more rows not shown; use --limit 0 for all, or --format csv/json"
+    ]
+
+
 def test_csv_and_json_stream_every_row_unless_limited() -> None:
     text, _ = run("SELECT range AS n FROM range(200000)", Format.csv)
     assert text.count("\n") == 200_001
