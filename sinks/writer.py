@@ -383,15 +383,19 @@ class LakeWriter:
         file whose transaction never commits is an orphan that no query sees.
         """
         by_month = PARTITIONS[table_name] == "month"
-        parts = pc.strftime(rows[time_column], format="%Y-%m" if by_month else "%Y")
+        # year * 100 + month (or the year): integers, several times cheaper than strftime
+        times = rows[time_column]
+        parts = pc.year(times)
+        if by_month:
+            parts = pc.add(pc.multiply(parts, 100), pc.month(times))
         distinct = pc.unique(parts).to_pylist()
         name = file_name(table_name, self._tag)  # compaction deletes its orphans only
         for key in distinct:
             part = rows if len(distinct) == 1 else rows.filter(pc.equal(parts, key))
-            year, _, month = key.partition("-")
-            folder = self.table_dir / table_name / f"year={int(year)}"
+            year, month = divmod(key, 100) if by_month else (key, 0)
+            folder = self.table_dir / table_name / f"year={year}"
             if by_month:
-                folder = folder / f"month={int(month)}"
+                folder = folder / f"month={month}"
             folder.mkdir(parents=True, exist_ok=True)
             pq.write_table(
                 part, folder / f"{name}.parquet", compression="zstd", compression_level=1

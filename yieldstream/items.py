@@ -44,20 +44,10 @@ def too_deep(text: bytes | str, limit: int = MAX_DEPTH) -> bool:
 
 
 def too_deep_each(texts: Sequence[bytes]) -> list[bool]:
-    """:func:`too_deep` of each of ``texts``, the brackets of all counted by Arrow at once.
-
-    For the thousands of points of one history fetch; pyarrow is imported here, not
-    with this module, which every stage imports.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    array = pa.array(texts, pa.binary())
-    brackets = pc.add(pc.count_substring(array, "["), pc.count_substring(array, "{"))
-    deep = [False] * len(texts)
-    for i in pc.indices_nonzero(pc.greater(brackets, MAX_DEPTH)).to_pylist():
-        deep[i] = too_deep(texts[i])
-    return deep
+    """:func:`too_deep` of each of ``texts`` (the thousands of points of one fetch),
+    its bracket count inlined: the scan runs only for a text with more brackets than
+    the limit. (Arrow's ``count_substring`` was slower than ``bytes.count`` here.)"""
+    return [t.count(b"[") + t.count(b"{") > MAX_DEPTH and too_deep(t) for t in texts]
 
 
 def id_problem(native_id: str) -> str | None:
