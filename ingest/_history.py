@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote
 
@@ -66,6 +67,14 @@ Points = Callable[[Any, str, str, bytes], Iterable[Point]]
 
 
 _FIELD = re.compile(r"\{(\w+)\}")
+
+
+@lru_cache(maxsize=64)
+def _endpoint_pattern(path: str) -> re.Pattern[str]:
+    """The endpoints of a history ``path``, its fields as named groups."""
+    return re.compile(
+        _FIELD.sub(r"(?P<\1>.*?)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +139,7 @@ class History:
 
     def entity_of(self, endpoint: str) -> str:
         """The entity whose history ``endpoint`` is (the inverse of :meth:`endpoint`)."""
-        pattern = _FIELD.sub(
-            r"(?P<\1>.*?)", re.escape(self.path).replace(r"\{", "{").replace(r"\}", "}")
-        )
-        match = re.fullmatch(pattern, endpoint)
+        match = _endpoint_pattern(self.path).fullmatch(endpoint)
         if match is None:
             return ""
         return self.separator.join(match.groups())

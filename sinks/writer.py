@@ -539,7 +539,7 @@ class LakeWriter:
         history = [r for r in records if r.kind == "history"]
         if not history:
             return {}
-        entities = sorted({entity_of(r.endpoint) for r in history})
+        entities = sorted({entity_of(e) for e in {r.endpoint for r in history}})
         rows = self.con.execute(
             """
             SELECT native_id, arg_max(payload, fetched_at) FROM raw_records
@@ -845,24 +845,40 @@ class LakeWriter:
         return [str(r[0]) for r in rows]
 
     def load_raw(self, batch_id: str) -> list[RawRecord]:
-        rows = self.con.execute(
+        """A batch's archived records, in raw id order.
+
+        Column-wise: a batch of history is thousands of points of few fetches, so
+        each distinct fetch time becomes a datetime once.
+        """
+        table = self.con.execute(
             """
-            SELECT source, endpoint, fetched_at, run_id, kind, native_id, payload
+            SELECT source, endpoint, fetched_at, run_id, kind, native_id,
+                   encode(payload) AS payload
             FROM raw_records WHERE batch_id = ? ORDER BY raw_id
             """,
             [batch_id],
-        ).fetchall()
+        ).fetch_arrow_table()
+        times = table["fetched_at"].combine_chunks().dictionary_encode()
+        moments = [t.astimezone(UTC) for t in times.dictionary.to_pylist()]
+        fetched = [moments[i] for i in times.indices.to_pylist()]
+        columns = zip(
+            *(table[name].to_pylist() for name in ("source", "endpoint", "run_id", "kind")),
+            table["native_id"].to_pylist(),
+            table["payload"].to_pylist(),
+            fetched,
+            strict=True,
+        )
         return [
             RawRecord(
-                source=r[0],
-                endpoint=r[1],
-                fetched_at=r[2].astimezone(UTC),
-                run_id=r[3],
-                kind=r[4],
-                native_id=r[5],
-                payload=r[6].encode(),
+                source=source,
+                endpoint=endpoint,
+                fetched_at=at,
+                run_id=run_id,
+                kind=kind,
+                native_id=native_id,
+                payload=payload,
             )
-            for r in rows
+            for source, endpoint, run_id, kind, native_id, payload, at in columns
         ]
 
     def reference(

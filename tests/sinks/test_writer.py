@@ -192,7 +192,7 @@ def test_pending_lists_archived_batches_and_load_raw_returns_them_unchanged(
         native_id="odd",
         # Bytes exactly as upstream sent them: spacing, escapes, non-ASCII, big numbers.
         payload=(
-            '{"pool":"odd",  "symbol":"stETH\u2013\u00dc \U0001f999 \\u0000", '
+            '{"pool":"odd",  "symbol":"stETH\u2013\u00dc \U0001f999 \\u0000 \\\\x41", '
             '"tvlUsd": 1.50e3, "apy": 123456789012345678901234567890}'
         ).encode(),
     )
