@@ -31,21 +31,29 @@ def advance(con: duckdb.DuckDBPyConnection, added: pa.Table) -> None:
     """Move each pool's latest row to the newest of ``added`` (rows just stored).
 
     ``added`` has the columns of ``observations`` (with ``batch_id`` and
-    ``stored_at``). On equal ``observed_at`` the added row wins: it replaced the
-    stored one in this transaction.
+    ``stored_at``), one row per key. On equal ``observed_at`` the added row wins:
+    it replaced the stored one in this transaction.
     """
     if not added.num_rows:
         return
-    fresh = added  # noqa: F841 - read by name
+    # Each pool's newest added row and its oldest time, found from the keys alone:
+    # a backfill commit adds thousands of rows of a few dozen pools.
+    keyed = added.select(["source", "pool_id", "observed_at"]).append_column(  # noqa: F841
+        "_i", pa.array(range(added.num_rows), pa.int64())
+    )
+    picked = con.execute(
+        """
+        SELECT arg_max(_i, observed_at) AS i, min(observed_at) AS first_observed_at
+        FROM keyed GROUP BY source, pool_id ORDER BY i
+        """
+    ).fetch_arrow_table()
+    fresh = added.take(picked["i"]).append_column(  # noqa: F841 - read by name
+        "first_observed_at", picked["first_observed_at"]
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _latest_moved AS
-        WITH n AS (
-            SELECT *, min(observed_at) OVER pool AS first_observed_at, 1 AS _won
-            FROM fresh
-            WINDOW pool AS (PARTITION BY source, pool_id)
-            QUALIFY row_number() OVER (PARTITION BY source, pool_id ORDER BY observed_at DESC) = 1
-        ),
+        WITH n AS (SELECT *, 1 AS _won FROM fresh),
         l AS (
             SELECT l.*, 0 AS _won FROM {TABLE} AS l SEMI JOIN n USING (source, pool_id)
         ),

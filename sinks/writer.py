@@ -158,6 +158,18 @@ def _as_table(observations: Sequence[Observation] | pa.Table) -> pa.Table:
     return observations if isinstance(observations, pa.Table) else observations_table(observations)
 
 
+def _settle_arrow_pool() -> None:
+    """Make jemalloc Arrow's allocator in a writing process, where it is built in.
+
+    pyarrow's default, mimalloc, kept the pages of each commit's tables: a
+    500,000-point backfill peaked at 549 MiB with it, 474 MiB with jemalloc (and
+    spent less system time), at the same speed (bench/backfill.py).
+    """
+    if pa.default_memory_pool().backend_name != "jemalloc":
+        with suppress(NotImplementedError):  # a pyarrow built without jemalloc
+            pa.set_memory_pool(pa.jemalloc_memory_pool())
+
+
 _FETCH = attrgetter("source", "endpoint", "fetched_at", "run_id", "kind")
 
 
@@ -241,6 +253,7 @@ class LakeWriter:
         ``wait_for_space``: on a full disk, wait until a commit succeeds (a daemon)
         rather than raise (see :mod:`sinks.space`)."""
         prepare_data_dir(store.data_dir)
+        _settle_arrow_pool()
         with write_lock(store):  # other writers may be starting on this store too
             check_catalog(store)  # never a new catalog over the data files of a store
             self._hold = CatalogHold(store)
