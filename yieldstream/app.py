@@ -101,6 +101,7 @@ async def run_pipeline(
             if writer is not None and settings.alerts.enabled:
                 alerting = Alerting(settings.alerts, _expected(settings, chosen))
             bus: Bus
+            wire_out = None  # how a transform encodes for Kafka
             if kafka:
                 from yieldstream.kafka import KafkaBus  # the one module importing aiokafka
 
@@ -113,6 +114,8 @@ async def run_pipeline(
                 )
                 health.ready("bus")
                 bus = kafka_bus
+                if "transform" in roles:
+                    wire_out = await kafka_bus.wire_out()
             else:
                 bus = MemoryBus(settings.queue_batches)
             clients = {
@@ -126,7 +129,10 @@ async def run_pipeline(
                 writer=writer,
                 bus=bus,
                 batch_size=settings.batch_size,
-                transformer=Transformer(settings.transform_processes, wire_out=kafka)
+                transformer=Transformer(
+                    settings.transform_processes,
+                    wire_out=wire_out,
+                )
                 if "transform" in roles
                 else None,
                 roles=roles,
