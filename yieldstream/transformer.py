@@ -32,7 +32,7 @@ import structlog
 
 from sinks.tables import observations_table
 from transforms import Context, ReferenceData, apply
-from yieldstream import wire
+from yieldstream import heap, wire
 from yieldstream.contracts import Observation, RawRecord, Rejection
 from yieldstream.registry import Source, sources
 
@@ -185,8 +185,9 @@ def _warm_up() -> None:
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _start_worker(parent: int, pdeathsig: bool) -> None:
-    """Worker initializer: end with the parent, then import the sources.
+def _start_worker(parent: int, pdeathsig: bool, settle: bool = False) -> None:
+    """Worker initializer: end with the parent, then import the sources (and, for a
+    Kafka daemon's transform, tune the collector: :mod:`yieldstream.heap`).
 
     A parent killed with SIGKILL cannot stop its workers; without this they would
     wait on their queue forever. ``parent`` is the pid the parent read itself, so
@@ -199,6 +200,8 @@ def _start_worker(parent: int, pdeathsig: bool) -> None:
     if not signalled:
         threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
     _warm_up()
+    if settle:
+        heap.settle()
 
 
 def _die_with_parent() -> bool:
@@ -245,7 +248,7 @@ class Transformer:
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(os.getpid(), on_main),
+                initargs=(os.getpid(), on_main, self._wire is not None),
             )
             for _ in range(self.processes):
                 pool.submit(_warm_up)  # start the workers now, not at the first batch
