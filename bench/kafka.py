@@ -10,7 +10,10 @@ Two figures, each repeated, medians reported:
   ``yieldstream transform`` and one ``yieldstream sink`` process (one worker each)
   turn them into stored observations in a fresh DuckLake store. Timed from the
   moment both consumers joined their groups to the last stored batch (joining a
-  group with this broker takes ~5 s and is not throughput).
+  group with this broker takes ~5 s and is not throughput). With it, the CPU
+  seconds each role's process tree used from its start to the last stored batch
+  (imports and the join included): on a machine shared with other work the wall
+  time varies with the load, the CPU seconds much less.
 
 Input: N synthetic DefiLlama ``/pools`` records (bench/synthetic.py: the real shapes),
 made before timing. Run from the repository root, with the dev extra installed::
@@ -35,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from aiokafka import AIOKafkaProducer
 
 from bench.synthetic import pool_payloads
@@ -137,6 +141,21 @@ def stamp(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["timestamp"]).timestamp()
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes], seen: dict[int, float]) -> None:
+    """Note the CPU seconds of ``proc`` and its descendants so far, by pid."""
+    try:
+        root = psutil.Process(proc.pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for process in tree:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        seen[process.pid] = max(seen.get(process.pid, 0.0), times.user + times.system)
+
+
 def transform_and_sink(bootstrap: str, settings: KafkaSettings, rows: int) -> dict[str, Any]:
     exe = str(Path(sys.executable).with_name("yieldstream"))
     with tempfile.TemporaryDirectory(prefix="yieldstream-bench-") as tmp:
@@ -161,12 +180,17 @@ def transform_and_sink(bootstrap: str, settings: KafkaSettings, rows: int) -> di
                 procs[role] = subprocess.Popen(
                     [exe, role], env=env, cwd=tmp, stderr=out, stdout=subprocess.DEVNULL
                 )
+        cpu: dict[str, dict[int, float]] = {role: {} for role in procs}
         try:
             deadline = time.monotonic() + 600
             while sum(e["stored"] for e in events(logs["sink"], "batch_stored")) < rows:
                 if time.monotonic() > deadline or any(p.poll() is not None for p in procs.values()):
                     raise RuntimeError(logs["sink"].read_text()[-3000:])
+                for role, proc in procs.items():
+                    cpu_seconds(proc, cpu[role])
                 time.sleep(0.2)
+            for role, proc in procs.items():
+                cpu_seconds(proc, cpu[role])
         finally:
             for proc in procs.values():
                 proc.send_signal(signal.SIGTERM)
@@ -175,7 +199,12 @@ def transform_and_sink(bootstrap: str, settings: KafkaSettings, rows: int) -> di
         joined = max(stamp(events(log, "consumer_started")[0]) for log in logs.values())
         finished = stamp(events(logs["sink"], "batch_stored")[-1])
         seconds = finished - joined
-        return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds)}
+        return {
+            "rows": rows,
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds),
+            "cpu_s": {role: round(sum(seen.values()), 1) for role, seen in cpu.items()},
+        }
 
 
 def main() -> None:
@@ -217,6 +246,10 @@ def main() -> None:
         "peer_median_msgs_per_s": round(peer_median),
         "producer_ratio": round(ours_median / peer_median, 2),
         "transform_sink_median_obs_per_s": round(statistics.median(r["rows_per_s"] for r in piped)),
+        "median_cpu_s": {
+            role: round(statistics.median(r["cpu_s"][role] for r in piped), 1)
+            for role in ("transform", "sink")
+        },
     }
     print(json.dumps(summary))
 

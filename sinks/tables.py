@@ -5,7 +5,7 @@ Only pyarrow here, so the transform worker process does not load DuckDB.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -61,7 +61,7 @@ def observations_table(observations: Sequence[Observation]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=OBS_SCHEMA)
 
 
-def _micros(moments: list[datetime]) -> list[int]:
+def _micros(moments: Iterable[datetime]) -> list[int]:
     """Epoch microseconds; each distinct time converts once (a snapshot shares one)."""
     cache: dict[datetime, int] = {}
     out = []
@@ -75,6 +75,20 @@ def _micros(moments: list[datetime]) -> list[int]:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def columns_table(source: str, columns: Mapping[str, Sequence[Any] | None]) -> pa.Table:
+    """An observations table of one source from its columns as lists (a Kafka
+    ``observations`` message); a column missing or None is null in every row."""
+    rows = len(columns["pool_id"] or ())
+    varying = {
+        name: pa.array(
+            _micros(column) if name == "observed_at" else column, type=OBS_SCHEMA.field(name).type
+        )
+        for name, column in columns.items()
+        if column is not None
+    }
+    return observations_columns(rows, {"source": source}, varying)
 
 
 def observations_columns(

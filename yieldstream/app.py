@@ -18,7 +18,7 @@ from aiolimiter import AsyncLimiter
 from ingest._http import RateLimitedTransport, SourceConfig
 from sinks.alerts import Alerting
 from sinks.writer import LakeWriter
-from yieldstream import __version__
+from yieldstream import __version__, heap
 from yieldstream.bus import Bus, MemoryBus
 from yieldstream.errors import ConfigError
 from yieldstream.health import Health, Server
@@ -101,6 +101,7 @@ async def run_pipeline(
             if writer is not None and settings.alerts.enabled:
                 alerting = Alerting(settings.alerts, _expected(settings, chosen))
             bus: Bus
+            wire_out = None  # how a transform encodes for Kafka
             if kafka:
                 from yieldstream.kafka import KafkaBus  # the one module importing aiokafka
 
@@ -113,6 +114,8 @@ async def run_pipeline(
                 )
                 health.ready("bus")
                 bus = kafka_bus
+                if "transform" in roles:
+                    wire_out = await kafka_bus.wire_out()
             else:
                 bus = MemoryBus(settings.queue_batches)
             clients = {
@@ -126,7 +129,10 @@ async def run_pipeline(
                 writer=writer,
                 bus=bus,
                 batch_size=settings.batch_size,
-                transformer=Transformer(settings.transform_processes, wire_out=kafka)
+                transformer=Transformer(
+                    settings.transform_processes,
+                    wire_out=wire_out,
+                )
                 if "transform" in roles
                 else None,
                 roles=roles,
@@ -141,6 +147,8 @@ async def run_pipeline(
                 once=once,
                 data_dir=str(settings.data_dir) if writer else None,
             )
+            if kafka and not once:  # a long-lived role: measured in bench/kafka.py
+                heap.settle()
             stats = await pipeline.run(once=once, stop=stop)
             log.info(
                 "pipeline_stopped",

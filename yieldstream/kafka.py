@@ -6,8 +6,9 @@ is the same in both modes; what changes is what a publish and a commit mean:
 
 * **publish** returns once the broker acknowledged every message (``acks=all``). A
   raw batch becomes one message per record on ``yields.raw``; an outcome becomes
-  one message per observation on ``yields.observations`` and one per rejection on
-  ``yields.dlq`` (formats in :mod:`yieldstream.wire`). Messages are built into
+  messages of up to 1,000 observations as columns on ``yields.observations`` (each
+  on the partition its pools' keys map to) and one per rejection on ``yields.dlq``
+  (formats in :mod:`yieldstream.wire`). Messages are built into
   per-partition batches directly (the partitioner is Kafka's murmur2 on the key, so
   one pool's records stay in order on one partition), compressed, and sent; the
   whole send is bounded by ``send_timeout_s`` and retried with backoff while the
@@ -15,7 +16,8 @@ is the same in both modes; what changes is what a publish and a commit mean:
   idempotent on the natural key, so correctness never depends on the producer.
 * **subscribe** joins the role's consumer group and yields what was polled, grouped
   into batches of up to ``batch_size`` records; only the last message of a poll
-  carries its offsets.
+  carries its offsets. The sink's batches hold their observations as one Arrow table
+  per source, decoded from the columns without an Observation per row.
 * **commit** commits those offsets, and is called by the pipeline only once the
   downstream step succeeded (outputs acknowledged, or the store's transaction
   committed). Before partitions are revoked in a rebalance, the listener waits for
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import uuid
 from collections import defaultdict
@@ -47,15 +50,16 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
+from sinks.tables import columns_table, observations_table
 from yieldstream import alerts, metrics, wire
 from yieldstream.bus import OBSERVATIONS, RAW, Message
 from yieldstream.contracts import FetchReport, Observation, RawRecord, Rejection
 from yieldstream.errors import ConfigError, RetriableError
 from yieldstream.registry import sources as registered_sources
 from yieldstream.settings import KafkaSettings
-from yieldstream.transformer import Encoded, Outcome, RawBatch
+from yieldstream.transformer import Encoded, Outcome, RawBatch, WireOut
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +70,7 @@ UNKNOWN_SOURCE: Final = "unknown"
 PLACED_KEYS: Final = 500_000  # partitions remembered per topic (~100 MB at most)
 
 Headers = list[tuple[str, bytes]]
-Outgoing = tuple[bytes, bytes, Headers]  # key, value, headers
+Outgoing = tuple[bytes, bytes, Headers, int | None]  # key, value, headers, partition
 
 
 class KafkaUnavailable(RetriableError):
@@ -108,6 +112,23 @@ def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
             "kafka.ssl_certfile and kafka.ssl_keyfile"
         ) from None
     return context
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The partition of a key among ``partitions``, as Kafka's default partitioner
+    places it (murmur2); picklable, for the transform worker."""
+
+    partitions: int
+
+    def __call__(self, key: bytes) -> int:
+        return _partition_of(key, self.partitions)
+
+
+@functools.lru_cache(maxsize=PLACED_KEYS)  # murmur2 is pure Python; pools come back
+def _partition_of(key: bytes, partitions: int) -> int:
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def _headers(source: str, stage: str, reason: str | None = None) -> Headers:
@@ -334,25 +355,64 @@ class KafkaBus:
                     out[topics.dlq].append(self._too_large(record, len(encoded)))
                     continue
                 record_key = f"{record.source}:{record.native_id}".encode()
-                out[topics.raw].append((record_key, encoded, headers))
+                out[topics.raw].append((record_key, encoded, headers, None))
         elif isinstance(value, FetchReport):
             out[topics.observations].append(
-                (value.source.encode(), wire.encode_fetch(value), _headers(value.source, "fetch"))
+                (
+                    value.source.encode(),
+                    wire.encode_fetch(value),
+                    _headers(value.source, "fetch"),
+                    None,
+                )
             )
         elif isinstance(value, Outcome):
-            headers = _headers(value.source, "observation")
-            out[topics.observations] = [
-                (key, encoded, headers) for key, encoded in _encoded(value.observations)
-            ]
+            out[topics.observations] = await self._observation_messages(value)
             out[topics.dlq] = [self._rejected(r) for r in value.rejections]
         elif isinstance(value, alerts.Alerts):
             out[topics.alerts] = [
-                (a.key.encode(), alerts.encode(a), _headers(a.source, f"alert_{a.event}"))
+                (a.key.encode(), alerts.encode(a), _headers(a.source, f"alert_{a.event}"), None)
                 for a in value
             ]
         else:
             raise TypeError(f"cannot publish {type(value).__name__} to {topic}")
         await self._send_retrying(out)
+
+    async def wire_out(self) -> WireOut:
+        """How a transform worker encodes observations for ``yields.observations``."""
+        topic = self.settings.topics.observations
+        return WireOut(Placement(len(await self._partitions_of(topic))), self._message_bytes)
+
+    @property
+    def _message_bytes(self) -> int:
+        return self.settings.max_batch_bytes // 2  # room for the batch's own framing
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            producer = self._producer
+            if producer is None:
+                raise RuntimeError("KafkaBus.start(produce=True) was not called")
+            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        return partitions
+
+    async def _observation_messages(self, outcome: Outcome) -> list[Outgoing]:
+        """An outcome's observations as messages, however the transform handed them over."""
+        observations = outcome.observations
+        if isinstance(observations, pa.Table):  # one message a row
+            headers = _headers(outcome.source, "observation")
+            return [
+                (f"{row['source']}:{row['pool_id']}".encode(), wire.encode_row(row), headers, None)
+                for row in observations.to_pylist()
+            ]
+        if not isinstance(observations, Encoded):  # transformed on a thread
+            topic = self.settings.topics.observations
+            place = Placement(len(await self._partitions_of(topic)))
+            observations = Encoded(
+                wire.encode_observations(observations, place, self._message_bytes),
+                len(observations),
+            )
+        headers = _headers(outcome.source, "observations")
+        return [(key, value, headers, partition) for partition, key, value in observations]
 
     def _too_large(self, record: RawRecord, size: int) -> Outgoing:
         reason = (
@@ -379,16 +439,18 @@ class KafkaBus:
             f"{rejection.source}:{rejection.native_id or rejection.raw_id}".encode(),
             wire.encode_rejection(rejection),
             _headers(rejection.source, rejection.stage, rejection.reason),
+            None,
         )
 
     async def share_reference(self, source: str, values: Mapping[str, str]) -> None:
         """Publish reference data of ``source`` learned here for every transform worker."""
         self._reference[source].update(values)
-        out = [
+        out: list[Outgoing] = [
             (
                 f"{source}:{key}".encode(),
                 wire.encode_reference(source, key, value),
                 [("source", source.encode()), ("stage", b"reference")],
+                None,
             )
             for key, value in values.items()
         ]
@@ -459,20 +521,23 @@ class KafkaBus:
     ) -> None:
         """Build per-partition batches straight from the messages and hand them over.
 
-        Each batch's future is added to ``futures`` as soon as it is handed over, so
-        that an attempt cut short still reads the outcome of those it sent.
+        A message without a partition goes where its key is placed. Each batch's future
+        is added to ``futures`` as soon as it is handed over, so that an attempt cut
+        short still reads the outcome of those it sent.
         """
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+        partitions = await self._partitions_of(topic)
         placed = self._placed[topic]
         if len(placed) > PLACED_KEYS:
             placed.clear()
         builders: dict[int, Any] = {}
-        for key, value, headers in messages:
-            partition = placed.get(key)
-            if partition is None:
-                partition = placed[key] = self._partitioner(key, partitions, partitions)
+        for key, value, headers, given in messages:
+            if given is not None:  # placed by the worker: kept in range if partitions changed
+                partition = partitions[given % len(partitions)]
+            else:
+                known = placed.get(key)
+                if known is None:
+                    known = placed[key] = self._partitioner(key, partitions, partitions)
+                partition = known
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = producer.create_batch()
@@ -631,8 +696,10 @@ class KafkaBus:
         return batches
 
     def _downstream(self, polled: Mapping[TopicPartition, list[ConsumerRecord]]) -> list[Any]:
-        """Observations and rejections grouped by source, and fetch reports."""
-        observations: dict[str, list[Observation]] = defaultdict(list)
+        """Observations (a table per source) and rejections grouped by source, and fetch
+        reports. Of an ``observations`` message that does not decode, the valid rows
+        are kept and each other row is a rejection."""
+        observations: dict[str, _Parts] = defaultdict(_Parts)
         rejections: dict[str, list[Rejection]] = defaultdict(list)
         reports: list[Any] = []
         count: dict[str, int] = defaultdict(int)
@@ -641,12 +708,26 @@ class KafkaBus:
                 try:
                     value = wire.decode_downstream(record.value)
                 except wire.WireError as exc:
+                    if (rows := wire.observation_rows(record.value)) is not None:
+                        source, salvaged = rows
+                        for row in salvaged:
+                            if isinstance(row, wire.RowError):
+                                rejections[source].append(_poison_row(record, source, row))
+                            else:
+                                observations[source].add(row)
+                        count[source] += len(salvaged)
+                        continue
                     rejection = _poison(record, exc)
                     rejections[rejection.source].append(rejection)
                     count[rejection.source] += 1
                     continue
+                if isinstance(value, wire.ObservationsMessage):
+                    table = columns_table(value.source, value.columns())
+                    observations[value.source].parts.append(table)
+                    count[value.source] += table.num_rows
+                    continue
                 if isinstance(value, wire.ObservationMessage):
-                    observations[value.source].append(value)
+                    observations[value.source].add(value)
                 elif isinstance(value, wire.RejectionMessage):
                     rejections[value.source].append(wire.rejection_of(value))
                 else:
@@ -667,7 +748,7 @@ class KafkaBus:
                 uuid.uuid4().hex,
                 source,
                 count[source],
-                observations.get(source, []),
+                observations[source].table() if source in observations else [],
                 rejections.get(source, []),
             )
             for source in count
@@ -837,18 +918,37 @@ async def _reached(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int
     return True
 
 
-def _encoded(
-    observations: Sequence[Observation] | pa.Table | Encoded,
-) -> Iterable[tuple[bytes, bytes]]:
-    """(key, value) messages of observations, however the transform handed them over."""
-    if isinstance(observations, Encoded):
-        return observations
-    if isinstance(observations, pa.Table):
-        return (
-            (f"{row['source']}:{row['pool_id']}".encode(), wire.encode_row(row))
-            for row in observations.to_pylist()
-        )
-    return ((f"{o.source}:{o.pool_id}".encode(), wire.encode_observation(o)) for o in observations)
+@dataclass(slots=True)
+class _Parts:
+    """One source's observations of a poll, in arrival order: tables, and runs of
+    one-observation messages."""
+
+    parts: list[pa.Table | list[Observation]] = field(default_factory=list)
+
+    def add(self, observation: Observation) -> None:
+        if not self.parts or isinstance(self.parts[-1], pa.Table):
+            self.parts.append([])
+        last = self.parts[-1]
+        assert isinstance(last, list)
+        last.append(observation)
+
+    def table(self) -> pa.Table:
+        tables = [p if isinstance(p, pa.Table) else observations_table(p) for p in self.parts]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _poison_row(record: ConsumerRecord, source: str, row: wire.RowError) -> Rejection:
+    """A row of an ``observations`` message that is not a valid observation."""
+    return Rejection(
+        source=source,
+        endpoint=f"kafka:{record.topic}",
+        stage="decode",
+        reason=str(row),
+        native_id=row.pool_id,
+        payload=row.payload[:PAYLOAD_KEEP],
+        rejected_at=datetime.now(UTC),
+        raw_id=f"kafka:{record.topic}/{record.partition}/{record.offset}/{row.index}",
+    )
 
 
 def _poison(record: ConsumerRecord, exc: Exception) -> Rejection:

@@ -566,7 +566,7 @@ class Pipeline:
                 "batch_transformed",
                 source=outcome.source,
                 records=outcome.records,
-                observations=len(outcome.observations),
+                observations=outcome.observed,
                 rejected=len(outcome.rejections),
             )
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ import structlog
 
 from sinks.tables import observations_table
 from transforms import Context, ReferenceData, apply
-from yieldstream import wire
+from yieldstream import heap, wire
 from yieldstream.contracts import Observation, RawRecord, Rejection
 from yieldstream.registry import Source, sources
 
@@ -54,8 +54,23 @@ class RawBatch:
         return self.records[0].run_id if self.records else None
 
 
-class Encoded(list[tuple[bytes, bytes]]):
-    """Observations already encoded as (key, value) messages for the Kafka bus."""
+class Encoded(list[tuple[int, bytes, bytes]]):
+    """Observations already encoded as (partition, key, value) messages for Kafka."""
+
+    def __init__(self, messages: list[tuple[int, bytes, bytes]], rows: int) -> None:
+        super().__init__(messages)
+        self.rows = rows  # the observations they hold
+
+
+@dataclass(frozen=True, slots=True)
+class WireOut:
+    """How the worker encodes for Kafka: where a key goes, how large a message may be.
+
+    ``place`` is pickled to the worker with each batch: a module-level callable.
+    """
+
+    place: Callable[[bytes], int]
+    max_bytes: int
 
 
 def _token() -> str:
@@ -74,6 +89,13 @@ class Outcome:
     rejections: list[Rejection] = field(default_factory=list)
     token: str = field(default_factory=_token)
     run_id: str | None = None  # the fetch run the records came from
+
+    @property
+    def observed(self) -> int:
+        """How many observations it holds, however they are held."""
+        if isinstance(self.observations, Encoded):
+            return self.observations.rows
+        return len(self.observations)
 
 
 def transform_records(
@@ -142,16 +164,18 @@ def _transform_encoded(
 
 
 def _transform_to_wire(
-    source_name: str, encoded: bytes, reference: ReferenceData, listing: Mapping[str, bytes]
+    source_name: str,
+    encoded: bytes,
+    reference: ReferenceData,
+    listing: Mapping[str, bytes],
+    out: WireOut,
 ) -> tuple[Encoded, bytes]:
-    """Worker-process entry for Kafka: observations come back as wire messages."""
+    """Worker-process entry for Kafka: observations come back as column messages."""
     observations, rejections = transform_records(
         _RECORDS.decode(encoded), sources()[source_name], _context(reference, listing)
     )
-    messages = Encoded(
-        (f"{o.source}:{o.pool_id}".encode(), wire.encode_observation(o)) for o in observations
-    )
-    return messages, _ENCODER.encode(rejections)
+    messages = wire.encode_observations(observations, out.place, out.max_bytes)
+    return Encoded(messages, len(observations)), _ENCODER.encode(rejections)
 
 
 def _warm_up() -> None:
@@ -161,8 +185,9 @@ def _warm_up() -> None:
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _start_worker(parent: int, pdeathsig: bool) -> None:
-    """Worker initializer: end with the parent, then import the sources.
+def _start_worker(parent: int, pdeathsig: bool, settle: bool = False) -> None:
+    """Worker initializer: end with the parent, then import the sources (and, for a
+    Kafka daemon's transform, tune the collector: :mod:`yieldstream.heap`).
 
     A parent killed with SIGKILL cannot stop its workers; without this they would
     wait on their queue forever. ``parent`` is the pid the parent read itself, so
@@ -175,6 +200,8 @@ def _start_worker(parent: int, pdeathsig: bool) -> None:
     if not signalled:
         threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
     _warm_up()
+    if settle:
+        heap.settle()
 
 
 def _die_with_parent() -> bool:
@@ -206,10 +233,9 @@ class Transformer:
     tried once more in the new one; a second death is an error.
     """
 
-    def __init__(self, processes: int, *, wire_out: bool = False) -> None:
+    def __init__(self, processes: int, *, wire_out: WireOut | None = None) -> None:
         self.processes = processes
         # Over Kafka the worker also encodes the messages, off the event loop.
-        self._entry = _transform_to_wire if wire_out else _transform_encoded
         self._wire = wire_out
         self._pool = self._new_pool()
 
@@ -222,7 +248,7 @@ class Transformer:
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(os.getpid(), on_main),
+                initargs=(os.getpid(), on_main, self._wire is not None),
             )
             for _ in range(self.processes):
                 pool.submit(_warm_up)  # start the workers now, not at the first batch
@@ -234,7 +260,7 @@ class Transformer:
         if self.processes == 0:
             # Over Kafka the messages are encoded from the observations; the store
             # takes the table a columnar transform makes.
-            run = transform_table if source.columns and not self._wire else transform_records
+            run = transform_table if source.columns and self._wire is None else transform_records
             observations, rejections = await asyncio.get_running_loop().run_in_executor(
                 self._pool, run, batch.records, source, ctx
             )
@@ -271,9 +297,12 @@ class Transformer:
         encoded: bytes,
         context: tuple[dict[str, dict[str, str]], dict[str, bytes]],
     ) -> tuple[pa.Table | Encoded, bytes]:
-        return await asyncio.get_running_loop().run_in_executor(
-            pool, self._entry, source, encoded, *context
-        )
+        loop = asyncio.get_running_loop()
+        if self._wire is not None:
+            return await loop.run_in_executor(
+                pool, _transform_to_wire, source, encoded, *context, self._wire
+            )
+        return await loop.run_in_executor(pool, _transform_encoded, source, encoded, *context)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

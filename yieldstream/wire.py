@@ -1,12 +1,18 @@
-"""What travels over Kafka: plain JSON, one message per record, with a schema version.
+"""What travels over Kafka: plain JSON objects, each with a schema version.
 
 Every value is a JSON object with ``type`` and ``schema_version`` fields, so any Kafka
 client can read the topics (the README documents the fields):
 
 ``yields.raw``           ``type: "raw"``: one upstream item as fetched (``payload`` is
                          its JSON text, a string), key ``<source>:<native id>``
-``yields.observations``  ``type: "observation"``: one validated observation, key
-                         ``<source>:<pool id>``; ``type: "fetch"``: one fetch run's
+``yields.observations``  ``type: "observations"``: up to :data:`CHUNK_ROWS`
+                         observations of one source as columns (``source`` once, then
+                         one list per other :class:`Observation` field; an optional
+                         field null in every row is left out), key ``<source>``, all
+                         on the partition their pools' keys ``<source>:<pool id>``
+                         map to; ``type: "observation"``: one observation, key
+                         ``<source>:<pool id>`` (what versions before the columns
+                         sent; still read); ``type: "fetch"``: one fetch run's
                          report, key ``<source>``
 ``yields.dlq``           ``type: "rejection"``: what failed, why, and the original
                          bytes (``payload``, base64), key ``<source>:<native id>``
@@ -17,23 +23,40 @@ client can read the topics (the README documents the fields):
 Decoding is strict: a value that is not such an object, nests deeper than
 :data:`yieldstream.items.MAX_DEPTH`, has a native id that is not storable text, or
 has a newer ``schema_version`` than this code reads, is a :class:`WireError` and
-becomes a rejection, never a crash.
+becomes a rejection, never a crash. In an ``observations`` message whose columns are
+all lists of one length, only the rows that are not valid observations are rejected
+(:func:`observation_rows`), each with its reason.
+
+The columns decode straight into typed lists (msgspec checks every value as it does
+for one observation) and from there into Arrow arrays: no Observation per row on
+the sink's side. Consumers read both forms; upgrade them before the transform.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import msgspec
+from msgspec import structs
 
 from yieldstream.contracts import (
+    Amount,
     FetchReport,
+    Level,
+    NonEmpty,
     Observation,
+    Pct,
     RawRecord,
     RecordKind,
     Rejection,
+    Share,
     Stage,
+    Strategy,
+    Usd,
+    UtcDatetime,
+    Venue,
 )
 from yieldstream.items import MAX_DEPTH, id_problem, too_deep
 
@@ -60,6 +83,48 @@ class ObservationMessage(Observation, kw_only=True, frozen=True, tag="observatio
     """An :class:`Observation` with its wire fields; usable wherever one is."""
 
     schema_version: int = SCHEMA_VERSION
+
+
+class ObservationsMessage(msgspec.Struct, kw_only=True, tag="observations", tag_field="type"):
+    """Observations of one source as columns: one list per :class:`Observation` field.
+
+    The element types are the Observation's (tests/yieldstream/test_wire.py holds them
+    to it); an optional column may be left out: null in every row.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    source: NonEmpty
+    pool_id: list[NonEmpty]
+    observed_at: list[UtcDatetime]
+    protocol: list[NonEmpty]
+    chain: list[NonEmpty]
+    symbol: list[str]
+    strategy: list[Strategy]
+    venue: list[Venue]
+    category: list[str | None] | None = None
+    apy_pct: list[Pct | None] | None = None
+    apy_base_pct: list[Pct | None] | None = None
+    apy_reward_pct: list[Pct | None] | None = None
+    tvl_usd: list[Usd | None] | None = None
+    stablecoin: list[bool | None] | None = None
+    il_risk: list[bool | None] | None = None
+    exposure: list[str | None] | None = None
+    outlier: list[bool | None] | None = None
+    pool_meta: list[str | None] | None = None
+    underlying_tokens: list[list[str] | None] | None = None
+    reward_tokens: list[list[str] | None] | None = None
+    level: list[Level]
+    product_id: list[NonEmpty | None] | None = None
+    strategy_guessed: list[bool | None] | None = None
+    apy_gross_pct: list[Pct | None] | None = None
+    apy_borrow_pct: list[Pct | None] | None = None
+    utilization_pct: list[Share | None] | None = None
+    tvl_tokens: list[Amount | None] | None = None
+    tvl_token: list[str | None] | None = None
+
+    def columns(self) -> dict[str, list[Any] | None]:
+        """Every column but ``source`` by name (None: null in every row)."""
+        return {name: getattr(self, name) for name in COLUMNS}
 
 
 class FetchMessage(msgspec.Struct, kw_only=True, tag="fetch", tag_field="type"):
@@ -92,12 +157,21 @@ class ReferenceMessage(msgspec.Struct, kw_only=True, tag="reference", tag_field=
     value: str
 
 
-Downstream = ObservationMessage | FetchMessage | RejectionMessage
+Downstream = ObservationsMessage | ObservationMessage | FetchMessage | RejectionMessage
+# Observations per ``observations`` message: ~370 bytes a row as JSON, well below
+# the producer's batch (kafka.max_batch_bytes); a message over its bound is halved.
+CHUNK_ROWS: Final = 1000
+_FIELDS: Final = tuple(Observation.__struct_fields__)
+COLUMNS: Final = _FIELDS[1:]  # every field but source, which a message holds once
+_OPTIONAL: Final = frozenset(f.name for f in structs.fields(Observation) if f.default is None)
+_REQUIRED: Final = frozenset(COLUMNS) - _OPTIONAL
 
 _encoder = msgspec.json.Encoder()
 _raw_decoder = msgspec.json.Decoder(RawMessage)
 _downstream_decoder = msgspec.json.Decoder(Downstream)
 _reference_decoder = msgspec.json.Decoder(ReferenceMessage)
+_observation_decoder = msgspec.json.Decoder(Observation)
+_loose_decoder = msgspec.json.Decoder(dict[str, Any])
 # The tag and version an encoded Observation lacks; prepended to its object.
 _OBSERVATION_HEAD: Final = b'{"type":"observation","schema_version":%d,' % SCHEMA_VERSION
 
@@ -126,6 +200,53 @@ def encode_observation(observation: Observation) -> bytes:
 def encode_row(row: dict[str, Any]) -> bytes:
     """An observation given as a row (column name -> value) as its wire object."""
     return _encoder.encode({"type": "observation", "schema_version": SCHEMA_VERSION, **row})
+
+
+def encode_observations(
+    observations: Sequence[Observation], place: Callable[[bytes], int], max_bytes: int
+) -> list[tuple[int, bytes, bytes]]:
+    """Observations as ``observations`` messages: (partition, key, value).
+
+    Rows go where their key ``<source>:<pool id>`` is placed (one pool's observations
+    stay on one partition, in order), in messages of at most :data:`CHUNK_ROWS` rows
+    and ``max_bytes`` bytes (a single row may exceed it).
+    """
+    groups: dict[tuple[str, int], list[Observation]] = {}
+    for o in observations:
+        where = (o.source, place(f"{o.source}:{o.pool_id}".encode()))
+        group = groups.get(where)
+        if group is None:
+            group = groups[where] = []
+        group.append(o)
+    out = []
+    for (source, partition), rows in groups.items():
+        key = source.encode()
+        for start in range(0, len(rows), CHUNK_ROWS):
+            for value in _bounded(source, rows[start : start + CHUNK_ROWS], max_bytes):
+                out.append((partition, key, value))
+    return out
+
+
+def _bounded(source: str, rows: Sequence[Observation], max_bytes: int) -> list[bytes]:
+    value = _columns_value(source, rows)
+    if len(value) <= max_bytes or len(rows) == 1:
+        return [value]
+    half = len(rows) // 2
+    return [*_bounded(source, rows[:half], max_bytes), *_bounded(source, rows[half:], max_bytes)]
+
+
+def _columns_value(source: str, rows: Sequence[Observation]) -> bytes:
+    message: dict[str, Any] = {
+        "type": "observations",
+        "schema_version": SCHEMA_VERSION,
+        "source": source,
+    }
+    count = len(rows)
+    for name, column in zip(_FIELDS, zip(*map(structs.astuple, rows), strict=True), strict=True):
+        if name == "source" or (name in _OPTIONAL and column.count(None) == count):
+            continue
+        message[name] = column
+    return _encoder.encode(message)
 
 
 def encode_fetch(report: FetchReport) -> bytes:
@@ -202,7 +323,59 @@ def decode_downstream(value: bytes | None) -> Downstream:
         _downstream_decoder, value, "an observation, fetch or rejection message"
     )
     _check_version(message.schema_version)
+    if isinstance(message, ObservationsMessage):
+        lengths = {len(c) for c in message.columns().values() if c is not None}
+        if len(lengths) > 1:
+            raise WireError(f"not an observations message: columns of lengths {sorted(lengths)}")
     return message
+
+
+class RowError(WireError):
+    """One row of an ``observations`` message that is not a valid observation."""
+
+    def __init__(self, index: int, reason: str, payload: bytes, pool_id: str | None) -> None:
+        super().__init__(f"row {index}: {reason}")
+        self.index = index
+        self.payload = payload  # the row as a one-observation JSON object
+        self.pool_id = pool_id
+
+
+def observation_rows(value: bytes | None) -> tuple[str, list[Observation | RowError]] | None:
+    """An ``observations`` message that did not decode, row by row: its source and each
+    row as an Observation or why it is not one.
+
+    None when it is not such a message with every column a list of one length (a
+    newer version, another shape): then the whole message is the rejection.
+    """
+    try:
+        message = _loose_decoder.decode(value or b"")
+    except msgspec.DecodeError:
+        return None
+    source = message.get("source")
+    version = message.get("schema_version")
+    columns = {name: message[name] for name in COLUMNS if message.get(name) is not None}
+    if (
+        message.get("type") != "observations"
+        or not isinstance(source, str)
+        or not isinstance(version, int)
+        or version > SCHEMA_VERSION
+        or not all(isinstance(column, list) for column in columns.values())
+        or not columns.keys() >= _REQUIRED
+        or len({len(column) for column in columns.values()}) != 1
+    ):
+        return None
+    rows: list[Observation | RowError] = []
+    for i in range(len(next(iter(columns.values())))):
+        fields = {"source": source} | {name: column[i] for name, column in columns.items()}
+        payload = _encoder.encode(fields)
+        try:
+            rows.append(_observation_decoder.decode(payload))
+        except msgspec.DecodeError as exc:
+            pool_id = fields.get("pool_id")
+            rows.append(
+                RowError(i, str(exc), payload, pool_id if isinstance(pool_id, str) else None)
+            )
+    return source, rows
 
 
 def decode_reference(value: bytes | None) -> ReferenceMessage:

@@ -198,8 +198,8 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def topic_size(bootstrap: str, topic: str) -> int:
-    """Messages on ``topic``, counted by reading it to the end."""
+async def topic_rows(bootstrap: str, topic: str) -> int:
+    """Observations on ``topic`` (a message of columns holds many), read to the end."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
@@ -207,7 +207,12 @@ async def topic_size(bootstrap: str, topic: str) -> int:
     count = 0
     try:
         while polled := await consumer.getmany(timeout_ms=3000, max_records=50_000):
-            count += sum(len(batch) for batch in polled.values())
+            for batch in polled.values():
+                for message in batch:
+                    value = orjson.loads(message.value)
+                    count += {"observations": len(value.get("pool_id", ())), "observation": 1}.get(
+                        value["type"], 0
+                    )
     finally:
         await consumer.stop()
     return count
@@ -280,9 +285,9 @@ def test_transform_worker_killed_mid_batch_loses_and_duplicates_nothing(
 
     asyncio.run(finish())
     rows, keys = store_counts(data_dir)
-    sent = asyncio.run(topic_size(kafka_bootstrap, settings.topics.observations))
+    sent = asyncio.run(topic_rows(kafka_bootstrap, settings.topics.observations))
     report(
-        f"transform kills: {kills}; raw records sent: {records}; observation messages on "
+        f"transform kills: {kills}; raw records sent: {records}; observations on "
         f"the topic: {sent} ({sent - records} sent again after a kill); stored rows: {rows}; "
         f"distinct keys: {keys}; lost: {records - keys}; duplicated: {rows - keys}"
     )

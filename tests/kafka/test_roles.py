@@ -20,11 +20,11 @@ from tests.kafka.broker import free_port
 from tests.kafka.conftest import REAL_KAFKA, kafka_config, kafka_env, running
 from tests.kafka.test_end_to_end import StartServer, stored, wait_for
 from tests.sinks import daemon, daemon_env, tail, yieldstream_exe
-from tests.yieldstream.test_wire import steth
+from tests.yieldstream.test_wire import observations, steth
 from yieldstream import wire
 from yieldstream.contracts import RawRecord
 from yieldstream.errors import ConfigError
-from yieldstream.kafka import KafkaBus
+from yieldstream.kafka import KafkaBus, Placement
 from yieldstream.settings import KafkaSettings, Settings
 
 
@@ -132,7 +132,12 @@ async def test_a_poison_message_goes_to_the_dlq_and_does_not_block_its_partition
             ],
         )
         dlq = await consume(kafka_bootstrap, topics.dlq, 1)
-        observations = await consume(kafka_bootstrap, topics.observations, 2)
+        pools: list[str] = []
+        for count in (1, 2):  # one message of columns, or one a batch
+            observations = await consume(kafka_bootstrap, topics.observations, count)
+            pools = [pool for m in observations for pool in orjson.loads(m.value)["pool_id"]]
+            if len(pools) == 2:
+                break
     [rejected] = dlq
     headers = dict(rejected.headers)
     assert headers["stage"] == b"decode"
@@ -142,7 +147,6 @@ async def test_a_poison_message_goes_to_the_dlq_and_does_not_block_its_partition
     assert value["stage"] == "decode"
     assert value["raw_id"] == f"kafka:{topics.raw}/0/1"
     assert rejected.key == b"unknown:defillama-yields:junk"
-    pools = [orjson.loads(m.value)["pool_id"] for m in observations]
     assert pools == ["before", "after"]
 
 
@@ -174,6 +178,38 @@ async def test_poison_at_the_sink_becomes_a_rejection_row_and_the_rest_is_stored
     assert stage == "decode"
     assert "Expected `float | null`, got `str` - at `$.apy_pct`" in reason
     assert raw_id == f"kafka:{topics.observations}/0/0"
+
+
+async def test_a_bad_row_of_a_columns_message_is_a_rejection_row_and_its_others_are_stored(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    config = kafka_config(kafka_bootstrap, partitions=1)
+    settings = Settings(data_dir=tmp_path / "data", kafka=config)
+    topics = settings.kafka.topics
+    [(_, key, value)] = wire.encode_observations(observations(3), Placement(1), 1 << 20)
+    message = orjson.loads(value)
+    message["tvl_usd"] = [1e6, -5.0, 2e6]
+    async with running(settings, frozenset({"sink"})):
+        await asyncio.sleep(1)
+        await produce(kafka_bootstrap, topics.observations, [(key, orjson.dumps(message))])
+
+        def done() -> bool:
+            if not store_created(tmp_path / "data"):
+                return False
+            return stored(settings, "SELECT count(*) FROM rejections")[0][0] == 1
+
+        await wait_for(done, 30, "the rejected row")
+    assert stored(settings, "SELECT pool_id, tvl_usd FROM observations ORDER BY pool_id") == [
+        ("pool-0", 1e6),
+        ("pool-2", 2e6),
+    ]
+    [(stage, reason, raw_id, native_id)] = stored(
+        settings, "SELECT stage, reason, raw_id, native_id FROM rejections"
+    )
+    assert stage == "decode"
+    assert reason == "row 1: Expected `float` >= 0.0 - at `$.tvl_usd`"
+    assert raw_id == f"kafka:{topics.observations}/0/0/1"
+    assert native_id == "pool-1"
 
 
 async def test_a_broker_refusing_idempotence_is_a_one_line_error_naming_the_setting(

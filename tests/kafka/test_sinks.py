@@ -94,11 +94,13 @@ def test_rebalances_while_observations_flow_lose_and_duplicate_nothing(
     env = {**daemon_env("http://127.0.0.1:9", data_dir), **kafka_env(config)}
     env["YIELDSTREAM_BATCH_SIZE"] = "2000"
     logs = [tmp_path / "sink-1.log", tmp_path / "sink-2.log"]
-    chunk = 2_000
+    # ~50 s of flow: observations still come while the second sink joins (as columns
+    # they are published and stored faster than the sinks start).
+    chunk = 1_000
     batches = observation_batches(OBSERVATIONS, chunk)
     with (
         daemon(env, logs[0], command="sink") as first,
-        producing(KafkaSettings.model_validate(config), batches, pause_s=0.4),
+        producing(KafkaSettings.model_validate(config), batches, pause_s=0.8),
     ):
         wait_for_log(logs[0], "batch_stored", 0, first, 60)
         with daemon(env, logs[1], command="sink") as second:

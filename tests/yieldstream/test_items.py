@@ -27,6 +27,8 @@ def deep(levels: int) -> bytes:
         (b'{"s":"' + b"[{" * 500 + b'"}', False),  # brackets in a string
         (b'{"s":"\\"' + b"[" * 500 + b'"}', False),  # ... after an escaped quote
         (b"[" + b'{"a":[]},' * 100 + b"0]", False),  # many brackets, shallow
+        (b"[" + b"[]," * 1000 + deep(MAX_DEPTH) + b"]", True),  # ... but one branch deep
+        (b"]" * 100 + b"[" * 100, False),  # not JSON: left for the decoder to say so
     ],
 )
 def test_too_deep_counts_levels_not_brackets(text: bytes, over: bool) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
 import orjson
+import pyarrow as pa
 import pytest
 
+from sinks.tables import columns_table, observations_table
 from tests.conftest import FETCHED_AT, raw
 from yieldstream import wire
-from yieldstream.contracts import Rejection, make_observation
+from yieldstream.contracts import Observation, Rejection, make_observation
+from yieldstream.kafka import Placement
 from yieldstream.settings import KafkaSettings, load
 
 
@@ -110,3 +114,98 @@ def test_the_sasl_password_is_never_shown() -> None:
     settings = KafkaSettings(sasl_mechanism="PLAIN", sasl_username="u", sasl_password="hunter2")
     assert "hunter2" not in repr(settings)
     assert "hunter2" not in str(settings.model_dump())
+
+
+def observations(count: int) -> list[Observation]:
+    """``count`` observations of different pools; a few fields vary, some are null."""
+    return [
+        make_observation(
+            {
+                **steth(),
+                "pool_id": f"pool-{i}",
+                "product_id": f"lido:ethereum:pool-{i}",
+                "observed_at": datetime(2026, 3, 1, i % 24, tzinfo=UTC),
+                "apy_pct": 2.5 + i,
+                "tvl_usd": None if i % 3 else 1e6 * i,
+                "reward_tokens": ["0xabc"] if i % 2 else None,
+            }
+        )
+        for i in range(count)
+    ]
+
+
+def by_pool(table: pa.Table) -> pa.Table:
+    return table.sort_by([("pool_id", "ascending"), ("observed_at", "ascending")])
+
+
+def test_observations_go_as_columns_that_decode_to_the_same_table() -> None:
+    given = observations(2_500)
+    messages = wire.encode_observations(given, Placement(3), 64 * 1024)
+    decoded = []
+    for partition, key, value in messages:
+        assert key == b"lido"
+        assert len(value) <= 64 * 1024
+        as_json = orjson.loads(value)
+        assert (as_json["type"], as_json["schema_version"]) == ("observations", 1)
+        assert "apy_gross_pct" not in as_json  # null in every row: left out
+        message = wire.decode_downstream(value)
+        assert isinstance(message, wire.ObservationsMessage)
+        assert len(message.pool_id) <= wire.CHUNK_ROWS
+        # Each row is on the partition its pool's key maps to, as one message a row was.
+        assert {Placement(3)(f"lido:{pool}".encode()) for pool in message.pool_id} == {partition}
+        decoded.append(columns_table(message.source, message.columns()))
+    assert len({partition for partition, _, _ in messages}) == 3
+    assert by_pool(pa.concat_tables(decoded)).equals(by_pool(observations_table(given)))
+
+
+def test_the_columns_message_holds_each_observation_field_as_a_list_of_its_type() -> None:
+    columns = {f.name: f for f in msgspec.structs.fields(wire.ObservationsMessage)}
+    fields = msgspec.structs.fields(Observation)
+    assert list(columns) == ["schema_version", *(f.name for f in fields)]
+    assert columns["source"].type == fields[0].type  # once a message
+    for field in fields[1:]:
+        column = columns[field.name]
+        if field.default is None:
+            assert column.type == list[field.type] | None
+            assert column.default is None
+        else:
+            assert column.type == list[field.type]
+
+
+def test_a_bad_row_of_an_observations_message_is_rejected_alone_with_its_reason() -> None:
+    [value] = [v for _, _, v in wire.encode_observations(observations(3), Placement(1), 1 << 20)]
+    message = orjson.loads(value)
+    message["apy_pct"][1] = "high"
+    broken = orjson.dumps(message)
+    with pytest.raises(wire.WireError, match=r"Expected `float \| null`, got `str`"):
+        wire.decode_downstream(broken)
+    salvaged = wire.observation_rows(broken)
+    assert salvaged is not None
+    source, rows = salvaged
+    assert source == "lido"
+    first, bad, last = rows
+    assert isinstance(first, Observation)
+    assert isinstance(last, Observation)
+    assert (first.pool_id, last.pool_id) == ("pool-0", "pool-2")
+    assert isinstance(bad, wire.RowError)
+    assert str(bad) == "row 1: Expected `float | null`, got `str` - at `$.apy_pct`"
+    assert (bad.index, bad.pool_id) == (1, "pool-1")
+    assert orjson.loads(bad.payload)["apy_pct"] == "high"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pool_id": ["a"]}, r"columns of lengths \[1, 3\]"),
+        ({"schema_version": wire.SCHEMA_VERSION + 1}, "upgrade the consumers"),
+        ({"chain": None}, "Expected `array`, got `null` - at `\\$.chain`"),
+    ],
+)
+def test_an_observations_message_not_read_row_by_row_is_rejected_whole(
+    change: dict[str, object], reason: str
+) -> None:
+    [value] = [v for _, _, v in wire.encode_observations(observations(3), Placement(1), 1 << 20)]
+    broken = orjson.dumps({**orjson.loads(value), **change})
+    with pytest.raises(wire.WireError, match=reason):
+        wire.decode_downstream(broken)
+    assert wire.observation_rows(broken) is None
