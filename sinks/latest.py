@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # The table the views read the latest figures from (sinks/sql/006_latest.sql).
 TABLE = "latest_observations"
@@ -32,36 +33,52 @@ def advance(con: duckdb.DuckDBPyConnection, added: pa.Table) -> None:
 
     ``added`` has the columns of ``observations`` (with ``batch_id`` and
     ``stored_at``). On equal ``observed_at`` the added row wins: it replaced the
-    stored one in this transaction.
+    stored one in this transaction. Only the keys go through DuckDB to decide; the
+    rows that become latest are taken from ``added`` as they are.
     """
     if not added.num_rows:
         return
-    fresh = added  # noqa: F841 - read by name
-    con.execute(
+    fresh = added.select(["source", "pool_id", "observed_at"]).append_column(  # noqa: F841
+        "_i", pa.array(range(added.num_rows), pa.int64())
+    )
+    moves = con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _latest_moved AS
         WITH n AS (
-            SELECT *, min(observed_at) OVER pool AS first_observed_at, 1 AS _won
-            FROM fresh
-            WINDOW pool AS (PARTITION BY source, pool_id)
-            QUALIFY row_number() OVER (PARTITION BY source, pool_id ORDER BY observed_at DESC) = 1
-        ),
-        l AS (
-            SELECT l.*, 0 AS _won FROM {TABLE} AS l SEMI JOIN n USING (source, pool_id)
-        ),
-        both_rows AS (SELECT * FROM n UNION ALL BY NAME SELECT * FROM l)
-        SELECT * EXCLUDE (_won) REPLACE (min(first_observed_at) OVER pool AS first_observed_at)
-        FROM both_rows
-        WINDOW pool AS (PARTITION BY source, pool_id)
-        QUALIFY row_number() OVER (
-            PARTITION BY source, pool_id ORDER BY observed_at DESC, _won DESC) = 1
+            SELECT source, pool_id, max(observed_at) AS newest, min(observed_at) AS oldest,
+                   arg_max(_i, observed_at) AS _i
+            FROM fresh GROUP BY source, pool_id
+        )
+        SELECT n._i, l.pool_id IS NOT NULL AS held, n.newest >= l.observed_at AS moved,
+               least(n.oldest, l.first_observed_at) AS first_observed_at,
+               n.source, n.pool_id
+        FROM n LEFT JOIN {TABLE} AS l USING (source, pool_id)
+        WHERE l.pool_id IS NULL OR n.newest >= l.observed_at
+           OR n.oldest < l.first_observed_at
+        ORDER BY n._i
         """
+    ).fetch_arrow_table()
+    if not moves.num_rows:
+        return
+    moved = pc.fill_null(moves["moved"], True)
+    earlier = moves.filter(pc.invert(moved))
+    if earlier.num_rows:  # an older row backfilled: the latest stays, its first moves
+        con.execute(
+            f"""
+            UPDATE {TABLE} AS l SET first_observed_at = e.first_observed_at FROM earlier AS e
+            WHERE l.source = e.source AND l.pool_id = e.pool_id
+            """
+        )
+    moving = moves.filter(moved)
+    replaced = moving.filter(moving["held"])
+    if replaced.num_rows:
+        con.execute(
+            f"DELETE FROM {TABLE} AS l USING replaced AS m "
+            "WHERE l.source = m.source AND l.pool_id = m.pool_id"
+        )
+    rows = added.take(moving["_i"]).append_column(  # noqa: F841 - read by name
+        "first_observed_at", moving["first_observed_at"]
     )
-    con.execute(
-        f"DELETE FROM {TABLE} AS l USING _latest_moved AS m "
-        "WHERE l.source = m.source AND l.pool_id = m.pool_id"
-    )
-    _insert_moved(con)
+    con.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM rows")
 
 
 def forget(con: duckdb.DuckDBPyConnection, batch_ids: list[str], kept: pa.Table) -> pa.Table:
