@@ -1,4 +1,4 @@
-"""Benchmark: the embedded pipeline end to end, from raw records to stored rows, vs dlt.
+"""Benchmark: the embedded pipeline end to end, from raw records to stored rows, vs peers.
 
 Input: N synthetic DefiLlama ``/pools`` records (bench/synthetic.py: the real field
 shapes, 20,000 pools x N/20,000 hourly snapshots), written once to an NDJSON file
@@ -8,14 +8,23 @@ fresh process, so peak RSS is per run:
 * **yieldstream**: the real :class:`yieldstream.pipeline.Pipeline` (bus, raw archive,
   transforms, idempotent sink, compaction) with a collector that streams the file,
   into a fresh DuckLake store;
+* **duckdb**: the same job hand-written with DuckDB alone: the same file read in
+  batches of the same size, the raw JSON archived and the same observation columns
+  parsed out of it by DuckDB's ``from_json``, INSERT ... SELECT into one plain DuckDB
+  file, with no validation and no idempotency (bench/duckdb_peer.py says exactly
+  what it does and does not do);
 * **dlt**: the same items as Python dicts into DuckDB with dlt's parquet loader, its
   fastest path for dicts (bench/dlt_peer.py).
+
+The runs alternate (yieldstream, duckdb, dlt, yieldstream...), so that a busy
+machine slows each peer alike.
 
 Run (from the repository root, with the ``bench`` extra installed)::
 
     python -m bench.embedded --rows 1000000 --repeat 3
 
-Prints one JSON line per run, then the medians and the ratio.
+Prints one JSON line per run, then the medians and the ratios ours/peer
+(``ratio_duckdb``, ``ratio_dlt``).
 """
 
 from __future__ import annotations
@@ -148,6 +157,10 @@ def child(args: argparse.Namespace) -> None:
                     not args.no_alerts,
                 )
             )
+        elif args.child == "duckdb":
+            from bench.duckdb_peer import run_duckdb
+
+            result = run_duckdb(Path(args.input), Path(tmp), args.batch_size)
         else:
             from bench.dlt_peer import run_dlt
 
@@ -190,12 +203,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=20_000)
     parser.add_argument("--transform-processes", type=int, default=1)
-    parser.add_argument("--no-dlt", action="store_true", help="measure yieldstream only")
+    parser.add_argument("--no-dlt", action="store_true", help="without the dlt peer")
+    parser.add_argument("--no-duckdb", action="store_true", help="without the DuckDB peer")
     parser.add_argument(
         "--no-alerts", action="store_true", help="without alert evaluation after each batch"
     )
     parser.add_argument("--workdir", default=tempfile.gettempdir())
-    parser.add_argument("--child", choices=["yieldstream", "dlt"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["yieldstream", "duckdb", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -204,7 +218,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         input_path = Path(tmp) / "pools.ndjson"
         write_input(input_path, args.rows)
-        peers = ["yieldstream"] if args.no_dlt else ["yieldstream", "dlt"]
+        peers = ["yieldstream"]
+        peers += [] if args.no_duckdb else ["duckdb"]
+        peers += [] if args.no_dlt else ["dlt"]
         results: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
         for _ in range(args.repeat):
             for peer in peers:
@@ -216,10 +232,11 @@ def main() -> None:
             "median_seconds": round(statistics.median(r["seconds"] for r in runs), 2),
             "max_peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs)),
         }
+    ours = summary["yieldstream"]["median_rows_per_s"]
+    if "duckdb" in summary:
+        summary["ratio_duckdb"] = round(ours / summary["duckdb"]["median_rows_per_s"], 2)
     if "dlt" in summary:
-        summary["ratio"] = round(
-            summary["yieldstream"]["median_rows_per_s"] / summary["dlt"]["median_rows_per_s"], 1
-        )
+        summary["ratio_dlt"] = round(ours / summary["dlt"]["median_rows_per_s"], 1)
     print(json.dumps(summary, indent=2))
 
 

@@ -124,7 +124,8 @@ def replay_child(data_dir: Path) -> None:
             for o in result
         ]
 
-    changed = {**sources(), POOLS: dataclasses.replace(pools, transform=doubled)}
+    # Without the columnar path, which would not double anything.
+    changed = {**sources(), POOLS: dataclasses.replace(pools, transform=doubled, columns=None)}
     summary = replay(Store(data_dir), only=[POOLS], sources=changed)
     print(summary.line(dry_run=False), file=sys.stderr)
 

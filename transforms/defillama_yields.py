@@ -19,7 +19,8 @@ the category it is a guess from the fields alone, ``strategy_guessed`` True and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 from functools import lru_cache
 from itertools import groupby
 from operator import attrgetter
@@ -29,7 +30,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sinks.tables import OBS_SCHEMA, TS, observations_columns
+from sinks.tables import OBS_FIELDS, OBS_SCHEMA, TS, observations_columns
 from transforms import CLOCK_SKEW, Context, Result, classify, floor_hour, history_time, listed
 from transforms.products import product_id
 from transforms.units import iso_time
@@ -141,7 +142,11 @@ def _apy(apy: float | None, base: float | None, reward: float | None) -> float |
 
 def _fields(item: Pool, ctx: Context) -> dict[str, Any]:
     """What a pool's /pools item says of it, beside the figures and the time."""
-    category = ctx.of(PROTOCOLS).get(item.project)
+    return _described(item, ctx.of(PROTOCOLS).get(item.project))
+
+
+def _described(item: Pool, category: str | None) -> dict[str, Any]:
+    """:func:`_fields`, with the protocol's category in hand."""
     il_risk = None if item.ilRisk is None else item.ilRisk.lower() == "yes"
     underlying = _tokens(item.underlyingTokens)
     rewards = _tokens(item.rewardTokens)
@@ -190,6 +195,157 @@ def _classify(
         apy_reward=item.apyReward,
     )
     return classify.classify(category, pool)
+
+
+# --- /pools snapshots as whole columns ------------------------------------------------
+
+# What a snapshot row has of its own; the rest is its pool's (:func:`_pool_values`).
+_OWN = ("observed_at", "apy_pct", "apy_base_pct", "apy_reward_pct", "tvl_usd", "outlier")
+_SHARED = tuple(name for name in OBS_FIELDS if name not in _OWN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A pool as its snapshot rows share it: its /pools item's fields beside the figures,
+# whether it has no apyBase and whether its apyReward is non-zero (all that
+# classify reads of the APY split), and its protocol's category.
+_PoolKey = tuple[Any, ...]
+
+
+def columns(records: Sequence[RawRecord], ctx: Context) -> tuple[pa.Table, list[int]]:
+    """A batch's observations as whole columns, and the records taken (``Source.columns``).
+
+    /pools snapshot items through :func:`snapshot_columns`, chart points through
+    :func:`history_columns`; the rows in the records' order.
+    """
+    table, taken = snapshot_columns(records, ctx)
+    if all(r.kind != "history" for r in records):
+        return table, taken
+    charts, charted = history_columns(records, ctx)
+    if not taken:
+        return charts, charted
+    both = pa.concat_tables([table, charts])
+    return both.take(pc.sort_indices(pa.array(taken + charted))), sorted(taken + charted)
+
+
+def snapshot_columns(records: Sequence[RawRecord], ctx: Context) -> tuple[pa.Table, list[int]]:
+    """The observations of a batch's /pools items as whole columns, and the records taken.
+
+    What :func:`transform` does item by item, with each pool's own fields (ids,
+    names, tokens, strategy, product id) validated once for as long as they do not
+    change (:func:`_pool_values`, cached across batches: a poll lists the same pools
+    every hour) and the figures checked as columns. An item this cannot take as
+    surely as :func:`transform` would (undecodable, nested too deep, a field or a
+    figure that validation refuses) is left out of the indices: the caller runs
+    :func:`transform` on it, which stores it or says why not.
+    """
+    categories = ctx.of(PROTOCOLS)
+    taken: list[int] = []
+    shared: list[tuple[Any, ...]] = []
+    moments: list[int] = []
+    apy: list[float | None] = []
+    base: list[float | None] = []
+    reward: list[float | None] = []
+    tvl: list[float | None] = []
+    outlier: list[bool | None] = []
+    micros: dict[datetime, int] = {}
+    for i, record in enumerate(records):
+        if record.kind == "history" or record.problem is not None or too_deep(record.payload):
+            continue
+        try:
+            item = _decode(record.payload)
+        except msgspec.MsgspecError:
+            continue
+        values = _pool_values(_pool_key(item, categories.get(item.project)))
+        if values is None:
+            continue
+        moment = micros.get(record.fetched_at)
+        if moment is None:
+            hour = floor_hour(record.fetched_at)
+            moment = micros[record.fetched_at] = (hour - _EPOCH) // timedelta(microseconds=1)
+        taken.append(i)
+        shared.append(values)
+        moments.append(moment)
+        apy.append(_apy(item.apy, item.apyBase, item.apyReward))
+        base.append(item.apyBase)
+        reward.append(item.apyReward)
+        tvl.append(item.tvlUsd)
+        outlier.append(item.outlier)
+    if not taken:
+        return OBS_SCHEMA.empty_table(), []
+    figures = {
+        "apy_pct": pa.array(apy, pa.float64()),
+        "apy_base_pct": pa.array(base, pa.float64()),
+        "apy_reward_pct": pa.array(reward, pa.float64()),
+        "tvl_usd": pa.array(tvl, pa.float64()),
+    }
+    own = {
+        "observed_at": pa.array(moments, pa.int64()).cast(TS),
+        "outlier": pa.array(outlier, pa.bool_()),
+        **figures,
+    }
+    fields = dict(zip(_SHARED, zip(*shared, strict=True), strict=True))
+    arrays = [
+        own[name] if name in own else pa.array(fields[name], field.type)
+        for name, field in zip(OBS_FIELDS, OBS_SCHEMA, strict=True)
+    ]
+    table = pa.Table.from_arrays(arrays, schema=OBS_SCHEMA)
+    ok = pc.or_(pc.is_valid(figures["apy_pct"]), pc.is_valid(figures["tvl_usd"]))
+    for name in ("apy_pct", "apy_base_pct", "apy_reward_pct"):
+        ok = pc.and_(ok, _null_or_within(figures[name], APY_MIN_PCT, APY_MAX_PCT))
+    ok = pc.and_(ok, _null_or_within(figures["tvl_usd"], 0.0, _USD_MAX))
+    if pc.all(ok).as_py():
+        return table, taken
+    return table.filter(ok), [i for i, good in zip(taken, ok.to_pylist(), strict=True) if good]
+
+
+def _pool_key(item: Pool, category: str | None) -> _PoolKey:
+    underlying, rewards = item.underlyingTokens, item.rewardTokens
+    return (
+        item.pool,
+        item.chain,
+        item.project,
+        item.symbol,
+        None if underlying is None else tuple(underlying),
+        None if rewards is None else tuple(rewards),
+        item.stablecoin,
+        item.ilRisk,
+        item.exposure,
+        item.poolMeta,
+        item.apyBase is None,
+        bool(item.apyReward),
+        category,
+    )
+
+
+@lru_cache(maxsize=65536)  # a poll lists the same pools every hour
+def _pool_values(key: _PoolKey) -> tuple[Any, ...] | None:
+    """A pool's shared observation values (:data:`_SHARED`), validated as
+    :func:`transform` validates them; None where validation refuses them."""
+    pool, chain, project, symbol, underlying, rewards, stable, il_risk, exposure, meta = key[:10]
+    no_base, reward_paid, category = key[10:]
+    item = Pool(
+        pool=pool,
+        chain=chain,
+        project=project,
+        symbol=symbol,
+        underlyingTokens=None if underlying is None else list(underlying),
+        rewardTokens=None if rewards is None else list(rewards),
+        stablecoin=stable,
+        ilRisk=il_risk,
+        exposure=exposure,
+        poolMeta=meta,
+        # Stand-ins with what classify reads of the split: a null base, a paid reward.
+        apyBase=None if no_base else 0.0,
+        apyReward=1.0 if reward_paid else None,
+    )
+    try:
+        fields = _described(item, category)
+        fields.update({"observed_at": _EPOCH, "tvl_usd": 0.0})
+        values = msgspec.structs.asdict(make_observation(fields))
+    except Exception:  # noqa: BLE001 - transform says why, item by item
+        return None
+    return tuple(
+        value.value if isinstance(value, Enum) else value
+        for value in (values[name] for name in _SHARED)
+    )
 
 
 # A chart point time both ``iso_time`` and Arrow read alike: UTC, ``Z``, at most

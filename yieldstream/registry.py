@@ -50,7 +50,8 @@ class Source:
     reference: Reference | None = None
     # What its products are: (strategy, venue) pairs (``OFFERS`` in its ingest module).
     offers: tuple[tuple[Strategy, Venue], ...] = ()
-    # A batch's records as whole columns (``history_columns`` in its transform module):
+    # A batch's records as whole columns (``columns`` in its transform module, else
+    # ``history_columns``):
     # the observations of the records it takes, and their indices; ``transform`` does
     # the rest one by one (yieldstream.transformer.transform_table). None: it has none.
     columns: Columns | None = None
@@ -79,7 +80,8 @@ def sources() -> Mapping[str, Source]:
             history=getattr(collector, "HISTORY", None),
             reference=getattr(transformer, "reference", None),
             offers=tuple(collector.OFFERS),
-            columns=getattr(transformer, "history_columns", None),
+            columns=getattr(transformer, "columns", None)
+            or getattr(transformer, "history_columns", None),
         )
     return MappingProxyType(found)
 
