@@ -43,7 +43,7 @@ from yieldstream.contracts import (
     Venue,
     make_observation,
 )
-from yieldstream.items import too_deep_each
+from yieldstream.items import too_deep, too_deep_each
 
 SOURCE = "defillama-yields"
 # The source whose reference data (protocol slug -> category) classifies the pools.
