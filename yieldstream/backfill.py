@@ -254,7 +254,7 @@ class _Commit:
 
     def add(self, batch: _Batch, observations: pa.Table, rejections: list[Rejection]) -> None:
         self.records += len(batch.records)
-        if batch.records:  # as Arrow at once: a fifth of the records' memory
+        if batch.records:  # as Arrow now, so that the batch's records can go
             self.raw.append(raw_table(self.batch_id, batch.records))
         self.observations.append(observations)
         self.rejections.extend(rejections)
@@ -491,9 +491,9 @@ class Backfill:
         """Transform batches into commits; each commit is stored while the next fills.
 
         A commit gathers transformed batches (as Arrow, not Python objects) up to
-        :data:`COMMIT_BATCHES` batches or :data:`COMMIT_EVERY_S` seconds: the
-        store's idempotency check reads every stored row of the times a commit
-        spans, which for history is years, so fewer, larger commits cost less.
+        :data:`COMMIT_BATCHES` batches or :data:`COMMIT_EVERY_S` seconds: each
+        commit has a fixed cost (catalog work, the latest-row update, the small
+        files it leaves to merge), so fewer, larger commits cost less.
         """
         storing: asyncio.Task[None] | None = None
         commit = _Commit.start()
