@@ -213,26 +213,20 @@ async def _fetch_once(
     except httpx.TransportError as exc:
         raise UpstreamUnavailable(f"{type(exc).__name__} from {url}: {exc}") from None
     raw = bytes(body)
+    value, lenient = None, False
     if request.read is not None and "html" not in content_type.lower():
         value = request.read(raw)
-        if value is not None:
-            return Fetched(
-                url=url,
-                fetched_at=datetime.now(UTC),
-                body=value,
-                nbytes=len(raw),
-                lenient=False,
-                head=raw[:PREVIEW_BYTES],
-                read=True,
-            )
-    parsed, lenient = parse_json(raw, content_type, url)
+    read = value is not None
+    if not read:
+        value, lenient = parse_json(raw, content_type, url)
     return Fetched(
         url=url,
         fetched_at=datetime.now(UTC),
-        body=parsed,
-        nbytes=len(body),
+        body=value,
+        nbytes=len(raw),
         lenient=lenient,
-        head=bytes(body[:PREVIEW_BYTES]),
+        head=raw[:PREVIEW_BYTES],
+        read=read,
     )
 
 

@@ -18,6 +18,7 @@ is upstream's own text, not the same values encoded again.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,12 +29,10 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from transforms.units import PLAIN_UTC_TIME
 from yieldstream.contracts import RawRecord
 from yieldstream.items import too_deep_each
 
-# The ids read here: nothing in them that an id check (yieldstream.items.id_problem)
-# or a time check could refuse.
-PLAIN_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 _TS = pa.timestamp("us", tz="UTC")
 
 
@@ -56,14 +55,14 @@ class TimedItems:
         until: datetime | None,
     ) -> list[RawRecord]:
         """The records of the items at ``since`` or later and before ``until``."""
+        bounds: list[pa.Array] = []
+        if since is not None:
+            bounds.append(pc.greater_equal(self.moments, pa.scalar(since, _TS)))
+        if until is not None:
+            bounds.append(pc.less(self.moments, pa.scalar(until, _TS)))
         keep: Any = range(len(self.ids))
-        if since is not None or until is not None:
-            inside = pa.array([True] * len(self.ids), pa.bool_())
-            if since is not None:
-                inside = pc.and_(inside, pc.greater_equal(self.moments, pa.scalar(since, _TS)))
-            if until is not None:
-                inside = pc.and_(inside, pc.less(self.moments, pa.scalar(until, _TS)))
-            keep = pc.indices_nonzero(inside).to_pylist()
+        if bounds:
+            keep = pc.indices_nonzero(functools.reduce(pc.and_, bounds)).to_pylist()
         ids, payloads = self.ids, self.payloads
         return [
             RawRecord(
@@ -103,7 +102,8 @@ def timed_items(items_at: tuple[str, ...], id_key: str) -> Callable[[bytes], Tim
         if len(set(ids)) != len(ids):
             return None
         stamps = pa.array(ids, pa.string())
-        if ids and not pc.all(pc.match_substring_regex(stamps, PLAIN_TIME)).as_py():
+        # Plain times hold nothing an id check (yieldstream.items.id_problem) refuses.
+        if ids and not pc.all(pc.match_substring_regex(stamps, PLAIN_UTC_TIME)).as_py():
             return None
         try:
             moments = stamps.cast(_TS)

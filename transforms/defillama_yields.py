@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from sinks.tables import OBS_FIELDS, OBS_SCHEMA, TS, observations_columns
 from transforms import CLOCK_SKEW, Context, Result, classify, floor_hour, history_time, listed
 from transforms.products import product_id
-from transforms.units import iso_time
+from transforms.units import PLAIN_UTC_TIME, iso_time
 from yieldstream.contracts import (
     APY_MAX_PCT,
     APY_MIN_PCT,
@@ -348,9 +348,6 @@ def _pool_values(key: _PoolKey) -> tuple[Any, ...] | None:
     )
 
 
-# A chart point time both ``iso_time`` and Arrow read alike: UTC, ``Z``, at most
-# microseconds. Any other (offsets, nanoseconds, no zone) is read one point at a time.
-_PLAIN_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 _USD_MAX = 1e15  # yieldstream.contracts.Usd
 _FIGURES = ("apy_base_pct", "apy_reward_pct", "tvl_usd")
 
@@ -410,7 +407,7 @@ def _chart_columns(
     if not points:
         return None
     stamps = pa.array([p.timestamp for p in points], pa.string())
-    plain = pc.match_substring_regex(stamps, _PLAIN_TIME)
+    plain = pc.match_substring_regex(stamps, PLAIN_UTC_TIME)
     if not pc.all(plain).as_py():
         stamps = pc.if_else(plain, stamps, "1970-01-01T00:00:00Z")
     moments = stamps.cast(TS)

@@ -217,6 +217,12 @@ def iso_time(value: Any) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
+# An ISO time that :func:`iso_time` and Arrow's cast to a UTC timestamp read alike:
+# UTC, ``Z``, at most microseconds; Arrow may read a whole column of them at once.
+# Any other (offsets, nanoseconds, no zone) is read one value at a time.
+PLAIN_UTC_TIME: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+
+
 def compact_time(value: Any, zone: tzinfo = UTC) -> datetime | None:
     """A ``"YYYYMMDDHHmm"`` string (KuCoin's ``202410170100``) in ``zone``, as UTC, or None."""
     if not isinstance(value, str) or len(value) != 12 or not value.isdigit():
