@@ -91,6 +91,29 @@ def columns_table(source: str, columns: Mapping[str, Sequence[Any] | None]) -> p
     return observations_columns(rows, {"source": source}, varying)
 
 
+def column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """A column of an observations table as Python values, as an Observation holds
+    them (enums as their text); :func:`columns_table` reads them back.
+
+    Times come out as UTC datetimes, each distinct time made once: Arrow's own
+    conversion looks up the zone for every value (3 ms per 1,000 rows).
+    """
+    if column.type != TS:
+        values: list[Any] = column.to_pylist()
+        return values
+    cache: dict[int | None, datetime | None] = {None: None}
+    out = []
+    for micros in column.cast(pa.int64()).to_pylist():
+        moment = cache.get(micros, _UNSEEN)
+        if moment is _UNSEEN:
+            moment = cache[micros] = _EPOCH + micros * _MICROSECOND
+        out.append(moment)
+    return out
+
+
+_UNSEEN: Any = object()
+
+
 def observations_columns(
     rows: int, same: Mapping[str, Any], varying: Mapping[str, pa.Array]
 ) -> pa.Table:

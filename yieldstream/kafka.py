@@ -398,19 +398,14 @@ class KafkaBus:
     async def _observation_messages(self, outcome: Outcome) -> list[Outgoing]:
         """An outcome's observations as messages, however the transform handed them over."""
         observations = outcome.observations
-        if isinstance(observations, pa.Table):  # one message a row
-            headers = _headers(outcome.source, "observation")
-            return [
-                (f"{row['source']}:{row['pool_id']}".encode(), wire.encode_row(row), headers, None)
-                for row in observations.to_pylist()
-            ]
         if not isinstance(observations, Encoded):  # transformed on a thread
             topic = self.settings.topics.observations
             place = Placement(len(await self._partitions_of(topic)))
-            observations = Encoded(
-                wire.encode_observations(observations, place, self._message_bytes),
-                len(observations),
-            )
+            if isinstance(observations, pa.Table):
+                messages = wire.encode_table(observations, place, self._message_bytes)
+            else:
+                messages = wire.encode_observations(observations, place, self._message_bytes)
+            observations = Encoded(messages, outcome.observed)
         headers = _headers(outcome.source, "observations")
         return [(key, value, headers, partition) for partition, key, value in observations]
 

@@ -171,11 +171,11 @@ def _transform_to_wire(
     out: WireOut,
 ) -> tuple[Encoded, bytes]:
     """Worker-process entry for Kafka: observations come back as column messages."""
-    observations, rejections = transform_records(
+    table, rejections = transform_table(
         _RECORDS.decode(encoded), sources()[source_name], _context(reference, listing)
     )
-    messages = wire.encode_observations(observations, out.place, out.max_bytes)
-    return Encoded(messages, len(observations)), _ENCODER.encode(rejections)
+    messages = wire.encode_table(table, out.place, out.max_bytes)
+    return Encoded(messages, table.num_rows), _ENCODER.encode(rejections)
 
 
 def _warm_up() -> None:
@@ -258,9 +258,8 @@ class Transformer:
     async def run(self, batch: RawBatch, source: Source, ctx: Context) -> Outcome:
         observations: pa.Table | list[Observation] | Encoded
         if self.processes == 0:
-            # Over Kafka the messages are encoded from the observations; the store
-            # takes the table a columnar transform makes.
-            run = transform_table if source.columns and self._wire is None else transform_records
+            # The store, and the bus's encoder, take the table a columnar transform makes.
+            run = transform_table if source.columns else transform_records
             observations, rejections = await asyncio.get_running_loop().run_in_executor(
                 self._pool, run, batch.records, source, ctx
             )

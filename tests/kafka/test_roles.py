@@ -22,7 +22,7 @@ from tests.kafka.test_end_to_end import StartServer, stored, wait_for
 from tests.sinks import daemon, daemon_env, tail, yieldstream_exe
 from tests.yieldstream.test_wire import observations, steth
 from yieldstream import wire
-from yieldstream.contracts import RawRecord
+from yieldstream.contracts import RawRecord, make_observation
 from yieldstream.errors import ConfigError
 from yieldstream.kafka import KafkaBus, Placement
 from yieldstream.settings import KafkaSettings, Settings
@@ -156,7 +156,7 @@ async def test_poison_at_the_sink_becomes_a_rejection_row_and_the_rest_is_stored
     config = kafka_config(kafka_bootstrap, partitions=1)
     settings = Settings(data_dir=tmp_path / "data", kafka=config)
     topics = settings.kafka.topics
-    observation = orjson.loads(wire.encode_row(steth()))
+    observation = orjson.loads(wire.encode_observation(make_observation(steth())))
     async with running(settings, frozenset({"sink"})):
         await asyncio.sleep(1)
         await produce(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 import orjson
 import pytest
 
 import transforms.defillama_yields as yields
 from tests.conftest import raw
+from tests.yieldstream.test_wire import steth
 from transforms import Context, _non_finite, apply
 from yieldstream import wire
-from yieldstream.contracts import Rejection
+from yieldstream.contracts import FetchReport, Rejection, make_observation
 from yieldstream.items import MAX_DEPTH, MAX_ID_CHARS, id_problem, too_deep, too_deep_each
+from yieldstream.kafka import Placement
 
 
 def deep(levels: int) -> bytes:
@@ -89,15 +93,27 @@ def test_non_finite_does_not_read_a_payload_nested_too_deep() -> None:
     assert _non_finite(b'{"a":NaN}') == "not a finite number: nan at `$.a`"
 
 
-def test_a_raw_message_nested_too_deep_is_a_wire_error() -> None:
-    value = wire.encode_raw(raw("lido", b"{}"))
-    hostile = value[:-1] + b',"extra":' + deep(5000) + b"}"
-    with pytest.raises(wire.WireError, match=f"nested deeper than {MAX_DEPTH} levels"):
-        wire.decode_raw(hostile)
-    with pytest.raises(wire.WireError, match="nested deeper"):
+def test_a_message_nested_too_deep_is_a_wire_error() -> None:
+    fetch = wire.encode_fetch(
+        FetchReport("lido", "run-1", datetime(2026, 3, 1, tzinfo=UTC), True, 1, None)
+    )
+    columns = wire.encode_observations([make_observation(steth())], Placement(1), 1 << 20)[0][2]
+    messages = [
+        (wire.decode_raw, wire.encode_raw(raw("lido", b"{}"))),
+        (wire.decode_downstream, fetch),
+        (wire.decode_downstream, columns),
+        (wire.decode_reference, wire.encode_reference("lido", "k", "v")),
+    ]
+    for decode, value in messages:
+        decode(value)  # as sent: read
+        # A field the message type does not know, nested beyond Python's recursion limit.
+        with pytest.raises(wire.WireError, match="nested too deep to read"):
+            decode(value[:-1] + b',"extra":' + deep(5000) + b"}")
+    # Where a field expects text, a nested value fails at its first level.
+    hostile = columns.replace(b'"pool_id":[', b'"pool_id":[' + deep(5000) + b",", 1)
+    with pytest.raises(wire.WireError, match=r"Expected `str`, got `array` - at `\$.pool_id\[0\]`"):
         wire.decode_downstream(hostile)
-    with pytest.raises(wire.WireError, match="nested deeper"):
-        wire.decode_reference(hostile)
+    assert wire.observation_rows(hostile) is None  # not read row by row either
 
 
 def test_a_raw_message_whose_native_id_no_stage_can_store_is_a_wire_error() -> None:
