@@ -50,19 +50,20 @@ def advance(con: duckdb.DuckDBPyConnection, added: pa.Table) -> None:
     fresh = added.take(picked["i"]).append_column(  # noqa: F841 - read by name
         "first_observed_at", picked["first_observed_at"]
     )
+    # A pool's row moves when an added row is as new as its latest (the added row
+    # wins a tie: it replaced the stored one); it is rewritten with only an older
+    # first time when it stays. Two hash joins: a window over both sets cost half as
+    # much again on a poll of 20,000 pools.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _latest_moved AS
-        WITH n AS (SELECT *, 1 AS _won FROM fresh),
-        l AS (
-            SELECT l.*, 0 AS _won FROM {TABLE} AS l SEMI JOIN n USING (source, pool_id)
-        ),
-        both_rows AS (SELECT * FROM n UNION ALL BY NAME SELECT * FROM l)
-        SELECT * EXCLUDE (_won) REPLACE (min(first_observed_at) OVER pool AS first_observed_at)
-        FROM both_rows
-        WINDOW pool AS (PARTITION BY source, pool_id)
-        QUALIFY row_number() OVER (
-            PARTITION BY source, pool_id ORDER BY observed_at DESC, _won DESC) = 1
+        SELECT n.* REPLACE (least(n.first_observed_at, l.first_observed_at) AS first_observed_at)
+        FROM fresh AS n LEFT JOIN {TABLE} AS l USING (source, pool_id)
+        WHERE l.observed_at IS NULL OR n.observed_at >= l.observed_at
+        UNION ALL BY NAME
+        SELECT l.* REPLACE (n.first_observed_at AS first_observed_at)
+        FROM {TABLE} AS l JOIN fresh AS n USING (source, pool_id)
+        WHERE n.observed_at < l.observed_at AND n.first_observed_at < l.first_observed_at
         """
     )
     con.execute(
