@@ -150,15 +150,34 @@ def loopback() -> Iterator[Callable[[Mapping[str, Route] | None], tuple[str, dic
 
 
 @pytest.fixture
-def report(capsys: pytest.CaptureFixture[str]) -> Callable[[str], None]:
-    """Print a line to the terminal even when output is captured: a test's measured
-    counts (kills, rows lost, duplicated) belong in the CI log."""
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Keep a line for the run's summary: a test's measured counts (kills, rows lost,
+    duplicated) belong in the CI log. They travel as the test's user properties, so
+    they reach the summary from pytest-xdist's workers too."""
 
     def emit(line: str) -> None:
-        with capsys.disabled():
-            print(f"\n{line}", flush=True)
+        request.node.user_properties.append((MEASURED, line))
 
     return emit
+
+
+MEASURED = "measured"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The lines tests kept with :func:`report`, under their test's name."""
+    lines = [
+        (report.nodeid, value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if isinstance(report, pytest.TestReport) and report.when == "call"
+        for name, value in report.user_properties
+        if name == MEASURED
+    ]
+    if lines:
+        terminalreporter.section("measured by the tests")
+        for nodeid, line in lines:
+            terminalreporter.write_line(f"{nodeid}: {line}")
 
 
 @pytest.fixture
