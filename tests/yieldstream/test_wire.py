@@ -156,6 +156,37 @@ def test_observations_go_as_columns_that_decode_to_the_same_table() -> None:
     assert by_pool(pa.concat_tables(decoded)).equals(by_pool(observations_table(given)))
 
 
+def test_a_table_of_two_sources_goes_as_columns_of_each_and_decodes_to_itself() -> None:
+    lido = observations(300)
+    beefy = [
+        make_observation(
+            {
+                **steth(),
+                "source": "beefy",
+                "pool_id": f"vault-{i}",
+                "observed_at": datetime(2026, 3, 1, 12, 0, i % 60, 250_000, tzinfo=UTC),
+                "tvl_tokens": 0.5 * i,
+                "tvl_token": "ETH",
+            }
+        )
+        for i in range(200)
+    ]
+    mixed = [o for pair in zip(lido, beefy, strict=False) for o in pair] + lido[200:]
+    table = observations_table(mixed)
+    messages = wire.encode_table(table, Placement(2), 16 * 1024)
+    decoded = []
+    for partition, key, value in messages:
+        message = wire.decode_downstream(value)
+        assert isinstance(message, wire.ObservationsMessage)
+        assert key == message.source.encode()
+        places = {Placement(2)(f"{message.source}:{p}".encode()) for p in message.pool_id}
+        assert places == {partition}
+        decoded.append(columns_table(message.source, message.columns()))
+    assert {key for _, key, _ in messages} == {b"lido", b"beefy"}
+    assert by_pool(pa.concat_tables(decoded)).equals(by_pool(table))
+    assert wire.encode_table(table.slice(0, 0), Placement(2), 16 * 1024) == []
+
+
 def test_the_columns_message_holds_each_observation_field_as_a_list_of_its_type() -> None:
     columns = {f.name: f for f in msgspec.structs.fields(wire.ObservationsMessage)}
     fields = msgspec.structs.fields(Observation)
