@@ -20,12 +20,12 @@ client can read the topics (the README documents the fields):
                          reference data (e.g. a protocol's category), key
                          ``<source>:<key>`` (a compacted topic)
 
-Decoding is strict: a value that is not such an object, nests too deep to read,
-has a native id that is not storable text, or
-has a newer ``schema_version`` than this code reads, is a :class:`WireError` and
-becomes a rejection, never a crash. In an ``observations`` message whose columns are
-all lists of one length, only the rows that are not valid observations are rejected
-(:func:`observation_rows`), each with its reason.
+Decoding is strict: a value that is not such an object, nests too deep to read, has
+a native id that is not storable text, or has a newer ``schema_version`` than this
+code reads, is a :class:`WireError` and becomes a rejection, never a crash. In an
+``observations`` message whose columns are all lists of one length, only the rows
+that are not valid observations are rejected (:func:`observation_rows`), each with
+its reason.
 
 The columns decode straight into typed lists (msgspec checks every value as it does
 for one observation) and from there into Arrow arrays: no Observation per row on
