@@ -452,10 +452,14 @@ class LakeWriter:
         observations: Sequence[Observation] | pa.Table,
         rejections: Sequence[Rejection],
         checkpoints: Sequence[Checkpoint],
+        *,
+        compact: bool = True,
     ) -> Stored:
         """Archive, store and checkpoint backfill batches in one transaction.
 
-        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``.
+        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``. With
+        ``compact=False`` the caller runs :meth:`maybe_compact` itself, once it has
+        let go of the tables (a merge's memory then adds to less).
 
         History can be fetched again, so unlike a snapshot it needs no archive
         committed ahead of its rows: the raw records, the observations, the
@@ -483,7 +487,8 @@ class LakeWriter:
             return result
 
         result = self._committed(store)
-        self.maybe_compact()
+        if compact:
+            self.maybe_compact()
         return result
 
     def _unarchived(

@@ -530,14 +530,21 @@ class Backfill:
 
     async def _store(self, src: Source, commit: _Commit) -> None:
         def store() -> Stored:  # on the store's thread, the event loop fetching meanwhile
-            return self.writer.store_history(
+            raw, commit.raw = commit.raw, []
+            observations, commit.observations = commit.observations, []
+            stored = self.writer.store_history(
                 commit.batch_id,
                 src.name,
-                pa.concat_tables(commit.raw) if commit.raw else None,
-                pa.concat_tables(commit.observations),
+                pa.concat_tables(raw) if raw else None,
+                pa.concat_tables(observations),
                 commit.rejections,
                 commit.checkpoints,
+                compact=False,
             )
+            # The commit's tables go before a merge runs: its memory adds to less.
+            del raw, observations
+            self.writer.maybe_compact()
+            return stored
 
         stored = await self._on_store(store)
         metrics.OBSERVATIONS_STORED.labels(src.name).inc(stored.observations)
