@@ -34,6 +34,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import duckdb
@@ -56,6 +57,7 @@ from sinks.lake import (
 )
 from sinks.merge import merge
 from sinks.orphans import delete_own_orphans, file_name, store_tag
+from sinks.rawfiles import RawFiles
 from sinks.space import SpaceWait, disk_full
 from sinks.tables import OBS_FIELDS as _OBS_FIELDS
 from sinks.tables import TS as _TS
@@ -416,10 +418,24 @@ class LakeWriter:
         # One call for all of them (a history batch spans years): the glob names
         # exactly this call's files.
         glob = ("year=*", "month=*") if by_month else ("year=*",)
+        self._register(
+            con, table_name, self.table_dir.joinpath(table_name, *glob, f"{name}.parquet")
+        )
+
+    def _register(self, con: duckdb.DuckDBPyConnection, table_name: str, glob: Path) -> None:
+        """Add the Parquet files ``glob`` names to ``table_name``, in the open transaction."""
         con.execute(
             f"CALL ducklake_add_data_files('{LAKE}', '{table_name}', ?, hive_partitioning => true)",
-            [str(self.table_dir.joinpath(table_name, *glob, f"{name}.parquet"))],
+            [str(glob)],
         )
+
+    def raw_files(self) -> RawFiles:
+        """New ``raw_records`` files for one :meth:`store_history` call to register.
+
+        Any thread may write them (they touch no connection), while this writer
+        stores the commit before.
+        """
+        return RawFiles(self.table_dir / "raw_records", file_name("raw_records", self._tag))
 
     def store(
         self,
@@ -448,7 +464,7 @@ class LakeWriter:
         self,
         batch_id: str,
         source: str,
-        raw: pa.Table | None,
+        raw: pa.Table | RawFiles | None,
         observations: Sequence[Observation] | pa.Table,
         rejections: Sequence[Rejection],
         checkpoints: Sequence[Checkpoint],
@@ -457,7 +473,9 @@ class LakeWriter:
     ) -> Stored:
         """Archive, store and checkpoint backfill batches in one transaction.
 
-        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``. With
+        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``, or the
+        files they were written to (:meth:`raw_files`: registered as they are,
+        or deleted once the records they hold are found archived already). With
         ``compact=False`` the caller runs :meth:`maybe_compact` itself, once it has
         let go of the tables (a merge's memory then adds to less).
 
@@ -468,44 +486,68 @@ class LakeWriter:
         archived already, word for word, by an earlier backfill of its entity (a
         ``--refetch``) is not archived again (:meth:`_unarchived`).
         """
-        staged_obs = _as_table(observations)
+        files = raw if isinstance(raw, RawFiles) else None
+        registered = False
 
         def store(con: duckdb.DuckDBPyConnection) -> Stored:
-            new_raw = self._unarchived(con, source, raw, checkpoints) if raw is not None else None
-            records = new_raw.num_rows if new_raw is not None else 0
-            if new_raw is not None and records:
-                self._add_files(con, "raw_records", "fetched_at", new_raw)
-                self._journal(con, batch_id, "archived", source, records)
-            added = self._insert_observations(con, batch_id, staged_obs)
-            rejected = self._insert_rejections(con, batch_id, rejections)
-            result = Stored(added, staged_obs.num_rows - added, rejected)
-            if records:
-                self._journal(con, batch_id, "stored", source, records, result)
-            if checkpoints:
-                staged_cp = checkpoints_table(batch_id, checkpoints)  # noqa: F841 - by name
-                con.execute("INSERT INTO backfill_checkpoints SELECT * FROM staged_cp")
+            nonlocal registered
+            try:
+                records, registered = self._archive_history(con, source, raw, checkpoints)
+                if records:
+                    self._journal(con, batch_id, "archived", source, records)
+                added = self._insert_observations(con, batch_id, staged_obs)
+                rejected = self._insert_rejections(con, batch_id, rejections)
+                result = Stored(added, staged_obs.num_rows - added, rejected)
+                if records:
+                    self._journal(con, batch_id, "stored", source, records, result)
+                if checkpoints:
+                    staged_cp = checkpoints_table(batch_id, checkpoints)  # noqa: F841 - by name
+                    con.execute("INSERT INTO backfill_checkpoints SELECT * FROM staged_cp")
+            except BaseException:
+                registered = False  # this transaction is rolled back
+                raise
             return result
 
-        result = self._committed(store)
+        try:
+            if files is not None:
+                files.close()
+            staged_obs = _as_table(observations)
+            result = self._committed(store)
+        finally:
+            # Files no transaction registered (a refetch archived a filtered copy, or
+            # nothing; the transaction failed before its COMMIT) are nobody's. After a
+            # failed COMMIT they stay: compaction deletes them if they are orphans.
+            if files is not None and not registered:
+                files.discard()
         if compact:
             self.maybe_compact()
         return result
 
-    def _unarchived(
+    def _archive_history(
         self,
         con: duckdb.DuckDBPyConnection,
         source: str,
-        raw: pa.Table,
+        raw: pa.Table | RawFiles | None,
         checkpoints: Sequence[Checkpoint],
-    ) -> pa.Table:
-        """The records of ``raw`` not archived, with the same text, by the backfill
-        commits that stored these entities before (their checkpoints name them).
+    ) -> tuple[int, bool]:
+        """Archive the records of ``raw`` not archived before (:meth:`_unarchived`):
+        how many, and whether ``raw``'s own files were registered."""
+        if raw is None or not (raw.rows if isinstance(raw, RawFiles) else raw.num_rows):
+            return 0, False
+        before = self._archived_by(con, source, checkpoints)
+        if isinstance(raw, RawFiles) and not before:  # a first backfill of these entities
+            self._register(con, "raw_records", raw.glob())
+            return raw.rows, True
+        table = raw.read() if isinstance(raw, RawFiles) else raw
+        new_raw = self._unarchived(con, table, before) if before else table
+        if new_raw.num_rows:
+            self._add_files(con, "raw_records", "fetched_at", new_raw)
+        return new_raw.num_rows, False
 
-        An identical item gives identical observations, which are stored already;
-        the archive keeps it once. Only those earlier commits' records are read (a
-        commit's files hold its batch id alone, so their statistics prune the rest);
-        a first backfill of its entities reads none.
-        """
+    def _archived_by(
+        self, con: duckdb.DuckDBPyConnection, source: str, checkpoints: Sequence[Checkpoint]
+    ) -> list[str]:
+        """The backfill commits that stored these checkpoints' entities before."""
         entities = [c.entity for c in checkpoints]
         before = con.execute(
             """
@@ -514,8 +556,19 @@ class LakeWriter:
             """,
             [source, entities],
         ).fetchall()
-        if not before or not raw.num_rows:
-            return raw
+        return [str(row[0]) for row in before]
+
+    def _unarchived(
+        self, con: duckdb.DuckDBPyConnection, raw: pa.Table, before: list[str]
+    ) -> pa.Table:
+        """The records of ``raw`` not archived, with the same text, by the backfill
+        commits ``before`` that stored these entities (their checkpoints name them).
+
+        An identical item gives identical observations, which are stored already;
+        the archive keeps it once. Only those earlier commits' records are read (a
+        commit's files hold its batch id alone, so their statistics prune the rest);
+        a first backfill of its entities reads none.
+        """
         staged_raw = raw.append_column(  # noqa: F841 - read by name
             "_i", pa.array(range(raw.num_rows), pa.int64())
         )
@@ -529,7 +582,7 @@ class LakeWriter:
                   AND r.payload = s.payload)
             ORDER BY s._i
             """,
-            [[str(row[0]) for row in before]],
+            [before],
         ).fetch_arrow_table()["_i"]
         return raw if len(kept) == raw.num_rows else raw.take(kept)
 

@@ -53,6 +53,7 @@ from rich.progress import (
 
 from ingest._history import History, Window, fetch_history
 from ingest._http import SourceConfig
+from sinks.rawfiles import RawFiles
 from sinks.tables import observations_table
 from sinks.writer import Checkpoint, LakeWriter, Stored, raw_table
 from transforms import Context
@@ -238,24 +239,26 @@ class _Batch:
 
 @dataclass(slots=True)
 class _Commit:
-    """Transformed batches that one store transaction commits, with their checkpoints."""
+    """Transformed batches that one store transaction commits, with their checkpoints.
+
+    Their raw records are in ``raw``'s files already (:mod:`sinks.rawfiles`), not
+    held until the transaction.
+    """
 
     batch_id: str
     started: float
+    raw: RawFiles
     records: int = 0
-    raw: list[pa.Table] = field(default_factory=list)
     observations: list[pa.Table] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
 
     @classmethod
-    def start(cls) -> _Commit:
-        return cls(uuid.uuid4().hex, time.monotonic())
+    def start(cls, writer: LakeWriter) -> _Commit:
+        return cls(uuid.uuid4().hex, time.monotonic(), writer.raw_files())
 
     def add(self, batch: _Batch, observations: pa.Table, rejections: list[Rejection]) -> None:
         self.records += len(batch.records)
-        if batch.records:  # as Arrow now, so that the batch's records can go
-            self.raw.append(raw_table(self.batch_id, batch.records))
         self.observations.append(observations)
         self.rejections.extend(rejections)
         self.rejections.extend(batch.rejections)
@@ -301,6 +304,7 @@ class Backfill:
         self.ctx = Context()
         self.listing: dict[str, bytes] = {}
         self._db = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._archive = ThreadPoolExecutor(1, thread_name_prefix="archive")
 
     async def _on_store(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
@@ -331,6 +335,7 @@ class Backfill:
                 self.reporter.stop(self.summary)
         finally:
             self._db.shutdown(wait=True)
+            self._archive.shutdown(wait=True)
 
     # --- entities --------------------------------------------------------------
 
@@ -366,8 +371,12 @@ class Backfill:
         size = self.settings.batch_size
         for start in range(0, len(records), size):
             batch = _Batch(uuid.uuid4().hex, records[start : start + size])
-            commit = _Commit.start()
-            commit.add(batch, *await self._transform(src, batch))
+            commit = _Commit.start(self.writer)
+            try:
+                await self._add(src, commit, batch)
+            except BaseException:
+                commit.raw.discard()
+                raise
             await self._store(src, commit)
         log.info("backfill_listed", source=src.name, records=len(records))
         return records
@@ -496,25 +505,47 @@ class Backfill:
         files it leaves to merge), so fewer, larger commits cost less.
         """
         storing: asyncio.Task[None] | None = None
-        commit = _Commit.start()
+        commit = _Commit.start(self.writer)
         try:
             while (batch := await batches.get()) is not None:
-                commit.add(batch, *await self._transform(self.src, batch))
+                await self._add(self.src, commit, batch)
                 if commit.full(self.settings.batch_size):
                     if storing is not None:
                         await storing
                     storing = asyncio.create_task(self._store(self.src, commit))
-                    commit = _Commit.start()
+                    commit = _Commit.start(self.writer)
             if storing is not None:
                 await storing
             if commit.checkpoints or commit.records:
                 storing = asyncio.create_task(self._store(self.src, commit))
+                commit = _Commit.start(self.writer)
                 await storing
         finally:
             if storing is not None and not storing.done():
                 await asyncio.shield(storing)  # a commit in progress finishes
+            commit.raw.discard()  # the files of a commit never handed to the store
 
     # --- transform and store ----------------------------------------------------------
+
+    async def _add(self, src: Source, commit: _Commit, batch: _Batch) -> None:
+        """Transform ``batch`` into ``commit``; meanwhile its raw records are appended
+        to the commit's files, on a thread of their own (Parquet's encoding and
+        compression let go of the GIL), so the store's thread does not write them."""
+
+        def archive() -> None:
+            commit.raw.write(raw_table(commit.batch_id, batch.records))
+
+        archived = None
+        if batch.records:
+            archived = asyncio.get_running_loop().run_in_executor(self._archive, archive)
+        try:
+            observations, rejections = await self._transform(src, batch)
+        finally:
+            if archived is not None:  # never a file left half written behind
+                await asyncio.wait([archived])
+        if archived is not None:
+            archived.result()
+        commit.add(batch, observations, rejections)
 
     async def _transform(self, src: Source, batch: _Batch) -> tuple[pa.Table, list[Rejection]]:
         if not batch.records:
@@ -530,19 +561,18 @@ class Backfill:
 
     async def _store(self, src: Source, commit: _Commit) -> None:
         def store() -> Stored:  # on the store's thread, the event loop fetching meanwhile
-            raw, commit.raw = commit.raw, []
             observations, commit.observations = commit.observations, []
             stored = self.writer.store_history(
                 commit.batch_id,
                 src.name,
-                pa.concat_tables(raw) if raw else None,
+                commit.raw,
                 pa.concat_tables(observations),
                 commit.rejections,
                 commit.checkpoints,
                 compact=False,
             )
             # The commit's tables go before a merge runs: its memory adds to less.
-            del raw, observations
+            del observations
             self.writer.maybe_compact()
             return stored
 
