@@ -57,8 +57,8 @@ from sinks.lake import (
 )
 from sinks.merge import merge
 from sinks.orphans import delete_own_orphans, file_name, store_tag
-from sinks.rawfiles import RawFiles
 from sinks.space import SpaceWait, disk_full
+from sinks.staged import StagedFiles, StagedObservations
 from sinks.tables import OBS_FIELDS as _OBS_FIELDS
 from sinks.tables import TS as _TS
 from sinks.tables import observations_table
@@ -429,13 +429,19 @@ class LakeWriter:
             [str(glob)],
         )
 
-    def raw_files(self) -> RawFiles:
+    def staged_raw(self) -> StagedFiles:
         """New ``raw_records`` files for one :meth:`store_history` call to register.
 
         Any thread may write them (they touch no connection), while this writer
         stores the commit before.
         """
-        return RawFiles(self.table_dir / "raw_records", file_name("raw_records", self._tag))
+        name = file_name("raw_records", self._tag)
+        return StagedFiles(self.table_dir / "raw_records", name, "fetched_at", by_month=True)
+
+    def staged_observations(self, batch_id: str) -> StagedObservations:
+        """New ``observations`` files of the commit ``batch_id`` (as :meth:`staged_raw`)."""
+        name = file_name("observations", self._tag)
+        return StagedObservations(self.table_dir / "observations", name, batch_id)
 
     def store(
         self,
@@ -464,8 +470,8 @@ class LakeWriter:
         self,
         batch_id: str,
         source: str,
-        raw: pa.Table | RawFiles | None,
-        observations: Sequence[Observation] | pa.Table,
+        raw: pa.Table | StagedFiles | None,
+        observations: Sequence[Observation] | pa.Table | StagedObservations,
         rejections: Sequence[Rejection],
         checkpoints: Sequence[Checkpoint],
         *,
@@ -473,11 +479,12 @@ class LakeWriter:
     ) -> Stored:
         """Archive, store and checkpoint backfill batches in one transaction.
 
-        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``, or the
-        files they were written to (:meth:`raw_files`: registered as they are,
-        or deleted once the records they hold are found archived already). With
-        ``compact=False`` the caller runs :meth:`maybe_compact` itself, once it has
-        let go of the tables (a merge's memory then adds to less).
+        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``, and
+        ``observations`` the rows, or the files they were written to ahead
+        (:meth:`staged_raw`, :meth:`staged_observations`): registered as they are
+        when every row is new, else read back, what is new stored, and deleted.
+        With ``compact=False`` the caller runs :meth:`maybe_compact` itself, once it
+        has let go of the tables (a merge's memory then adds to less).
 
         History can be fetched again, so unlike a snapshot it needs no archive
         committed ahead of its rows: the raw records, the observations, the
@@ -486,63 +493,98 @@ class LakeWriter:
         archived already, word for word, by an earlier backfill of its entity (a
         ``--refetch``) is not archived again (:meth:`_unarchived`).
         """
-        files = raw if isinstance(raw, RawFiles) else None
-        registered = False
+        staged = [f for f in (raw, observations) if isinstance(f, StagedFiles)]
+        kept: list[StagedFiles] = []  # registered by the transaction
 
         def store(con: duckdb.DuckDBPyConnection) -> Stored:
-            nonlocal registered
+            kept.clear()
             try:
-                records, registered = self._archive_history(con, source, raw, checkpoints)
+                records = self._archive_history(con, source, raw, checkpoints, kept)
                 if records:
                     self._journal(con, batch_id, "archived", source, records)
-                added = self._insert_observations(con, batch_id, staged_obs)
+                if isinstance(observations, StagedObservations):
+                    total, added = observations.rows, self._insert_staged(con, observations, kept)
+                else:
+                    total, added = (
+                        staged_obs.num_rows,
+                        self._insert_observations(con, batch_id, staged_obs),
+                    )
                 rejected = self._insert_rejections(con, batch_id, rejections)
-                result = Stored(added, staged_obs.num_rows - added, rejected)
+                result = Stored(added, total - added, rejected)
                 if records:
                     self._journal(con, batch_id, "stored", source, records, result)
                 if checkpoints:
                     staged_cp = checkpoints_table(batch_id, checkpoints)  # noqa: F841 - by name
                     con.execute("INSERT INTO backfill_checkpoints SELECT * FROM staged_cp")
             except BaseException:
-                registered = False  # this transaction is rolled back
+                kept.clear()  # this transaction is rolled back
                 raise
             return result
 
         try:
-            if files is not None:
+            for files in staged:
                 files.close()
-            staged_obs = _as_table(observations)
+            staged_obs = (
+                pa.table({})
+                if isinstance(observations, StagedObservations)
+                else _as_table(observations)
+            )
             result = self._committed(store)
         finally:
-            # Files no transaction registered (a refetch archived a filtered copy, or
-            # nothing; the transaction failed before its COMMIT) are nobody's. After a
-            # failed COMMIT they stay: compaction deletes them if they are orphans.
-            if files is not None and not registered:
-                files.discard()
+            # Files no transaction registered (some rows were stored already, or the
+            # transaction failed before its COMMIT) are nobody's. After a failed
+            # COMMIT they stay: compaction deletes them if they are orphans.
+            for files in staged:
+                if files not in kept:
+                    files.discard()
         if compact:
             self.maybe_compact()
         return result
+
+    def _insert_staged(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        staged: StagedObservations,
+        kept: list[StagedFiles],
+    ) -> int:
+        """Store the new rows of ``staged``: its files as they are when all are new
+        (``kept`` then lists them), else a copy of the new rows; their count."""
+        if not staged.rows:
+            return 0
+        picked = self._new_rows(con, staged.keys)
+        if len(picked) == staged.rows:  # every row new, no key twice
+            self._register(con, "observations", staged.glob())
+            kept.append(staged)
+            latest.advance(con, staged.newest)
+            return staged.rows
+        new = staged.read().take(picked)
+        if new.num_rows:
+            self._add_files(con, "observations", "observed_at", new)
+            latest.advance(con, new)
+        return int(new.num_rows)
 
     def _archive_history(
         self,
         con: duckdb.DuckDBPyConnection,
         source: str,
-        raw: pa.Table | RawFiles | None,
+        raw: pa.Table | StagedFiles | None,
         checkpoints: Sequence[Checkpoint],
-    ) -> tuple[int, bool]:
+        kept: list[StagedFiles],
+    ) -> int:
         """Archive the records of ``raw`` not archived before (:meth:`_unarchived`):
-        how many, and whether ``raw``'s own files were registered."""
-        if raw is None or not (raw.rows if isinstance(raw, RawFiles) else raw.num_rows):
-            return 0, False
+        how many. ``raw``'s own files, if registered as they are, go in ``kept``."""
+        if raw is None or not (raw.rows if isinstance(raw, StagedFiles) else raw.num_rows):
+            return 0
         before = self._archived_by(con, source, checkpoints)
-        if isinstance(raw, RawFiles) and not before:  # a first backfill of these entities
+        if isinstance(raw, StagedFiles) and not before:  # a first backfill of these entities
             self._register(con, "raw_records", raw.glob())
-            return raw.rows, True
-        table = raw.read() if isinstance(raw, RawFiles) else raw
+            kept.append(raw)
+            return raw.rows
+        table = raw.read() if isinstance(raw, StagedFiles) else raw
         new_raw = self._unarchived(con, table, before) if before else table
         if new_raw.num_rows:
             self._add_files(con, "raw_records", "fetched_at", new_raw)
-        return new_raw.num_rows, False
+        return int(new_raw.num_rows)
 
     def _archived_by(
         self, con: duckdb.DuckDBPyConnection, source: str, checkpoints: Sequence[Checkpoint]

@@ -53,7 +53,7 @@ from rich.progress import (
 
 from ingest._history import History, Window, fetch_history
 from ingest._http import SourceConfig
-from sinks.rawfiles import RawFiles
+from sinks.staged import StagedFiles, StagedObservations
 from sinks.tables import observations_table
 from sinks.writer import Checkpoint, LakeWriter, Stored, raw_table
 from transforms import Context
@@ -241,25 +241,35 @@ class _Batch:
 class _Commit:
     """Transformed batches that one store transaction commits, with their checkpoints.
 
-    Their raw records are in ``raw``'s files already (:mod:`sinks.rawfiles`), not
-    held until the transaction.
+    Their raw records and observations are in files already (:mod:`sinks.staged`),
+    not held until the transaction.
     """
 
     batch_id: str
     started: float
-    raw: RawFiles
+    raw: StagedFiles
+    observations: StagedObservations
     records: int = 0
-    observations: list[pa.Table] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
 
     @classmethod
     def start(cls, writer: LakeWriter) -> _Commit:
-        return cls(uuid.uuid4().hex, time.monotonic(), writer.raw_files())
+        batch_id = uuid.uuid4().hex
+        return cls(
+            batch_id,
+            time.monotonic(),
+            writer.staged_raw(),
+            writer.staged_observations(batch_id),
+        )
 
-    def add(self, batch: _Batch, observations: pa.Table, rejections: list[Rejection]) -> None:
+    def discard(self) -> None:
+        """Delete the commit's files: it will not be stored."""
+        self.raw.discard()
+        self.observations.discard()
+
+    def add(self, batch: _Batch, rejections: list[Rejection]) -> None:
         self.records += len(batch.records)
-        self.observations.append(observations)
         self.rejections.extend(rejections)
         self.rejections.extend(batch.rejections)
         self.checkpoints.extend(batch.checkpoints)
@@ -375,7 +385,7 @@ class Backfill:
             try:
                 await self._add(src, commit, batch)
             except BaseException:
-                commit.raw.discard()
+                commit.discard()
                 raise
             await self._store(src, commit)
         log.info("backfill_listed", source=src.name, records=len(records))
@@ -523,29 +533,38 @@ class Backfill:
         finally:
             if storing is not None and not storing.done():
                 await asyncio.shield(storing)  # a commit in progress finishes
-            commit.raw.discard()  # the files of a commit never handed to the store
+            commit.discard()  # the files of a commit never handed to the store
 
     # --- transform and store ----------------------------------------------------------
 
     async def _add(self, src: Source, commit: _Commit, batch: _Batch) -> None:
-        """Transform ``batch`` into ``commit``; meanwhile its raw records are appended
-        to the commit's files, on a thread of their own (Parquet's encoding and
-        compression let go of the GIL), so the store's thread does not write them."""
+        """Transform ``batch`` into ``commit``. Its raw records (meanwhile) and then
+        its observations are appended to the commit's files on a thread of their
+        own (Parquet's encoding and compression let go of the GIL), so the store's
+        thread does not write them, and no commit holds them until its turn."""
 
         def archive() -> None:
             commit.raw.write(raw_table(commit.batch_id, batch.records))
 
-        archived = None
-        if batch.records:
-            archived = asyncio.get_running_loop().run_in_executor(self._archive, archive)
+        archived = asyncio.create_task(self._on_archive(archive)) if batch.records else None
         try:
             observations, rejections = await self._transform(src, batch)
         finally:
-            if archived is not None:  # never a file left half written behind
+            if archived is not None:
                 await asyncio.wait([archived])
         if archived is not None:
             archived.result()
-        commit.add(batch, observations, rejections)
+        await self._on_archive(commit.observations.write, observations)
+        commit.add(batch, rejections)
+
+    async def _on_archive(self, fn: Callable[..., None], *args: Any) -> None:
+        """``fn`` on the archive thread, waited for to its end even when cancelled:
+        a commit's files are never deleted while they are written."""
+        done = asyncio.get_running_loop().run_in_executor(self._archive, fn, *args)
+        try:
+            await asyncio.shield(done)
+        finally:
+            await asyncio.wait([done])
 
     async def _transform(self, src: Source, batch: _Batch) -> tuple[pa.Table, list[Rejection]]:
         if not batch.records:
@@ -561,18 +580,15 @@ class Backfill:
 
     async def _store(self, src: Source, commit: _Commit) -> None:
         def store() -> Stored:  # on the store's thread, the event loop fetching meanwhile
-            observations, commit.observations = commit.observations, []
             stored = self.writer.store_history(
                 commit.batch_id,
                 src.name,
                 commit.raw,
-                pa.concat_tables(observations),
+                commit.observations,
                 commit.rejections,
                 commit.checkpoints,
                 compact=False,
             )
-            # The commit's tables go before a merge runs: its memory adds to less.
-            del observations
             self.writer.maybe_compact()
             return stored
 
