@@ -31,25 +31,31 @@ def advance(con: duckdb.DuckDBPyConnection, added: pa.Table) -> None:
     """Move each pool's latest row to the newest of ``added`` (rows just stored).
 
     ``added`` has the columns of ``observations`` (with ``batch_id`` and
-    ``stored_at``), one row per key. On equal ``observed_at`` the added row wins:
-    it replaced the stored one in this transaction.
+    ``stored_at``), one row per key; or, with a ``first_observed_at`` column, some
+    of them with the oldest time of the rows each stands for (each pool's newest
+    rows of the batches a backfill commit wrote ahead: sinks/staged.py). On equal
+    ``observed_at`` the added row wins: it replaced the stored one in this
+    transaction.
     """
     if not added.num_rows:
         return
     # Each pool's newest added row and its oldest time, found from the keys alone:
     # a backfill commit adds thousands of rows of a few dozen pools.
-    keyed = added.select(["source", "pool_id", "observed_at"]).append_column(  # noqa: F841
+    first = "first_observed_at" if "first_observed_at" in added.column_names else "observed_at"
+    columns = list(dict.fromkeys(["source", "pool_id", "observed_at", first]))
+    keyed = added.select(columns).append_column(  # noqa: F841 - read by name
         "_i", pa.array(range(added.num_rows), pa.int64())
     )
     picked = con.execute(
-        """
-        SELECT arg_max(_i, observed_at) AS i, min(observed_at) AS first_observed_at
+        f"""
+        SELECT arg_max(_i, observed_at) AS i, min({first}) AS first_observed_at
         FROM keyed GROUP BY source, pool_id ORDER BY i
         """
     ).fetch_arrow_table()
-    fresh = added.take(picked["i"]).append_column(  # noqa: F841 - read by name
-        "first_observed_at", picked["first_observed_at"]
-    )
+    fresh = added.take(picked["i"])
+    if first != "observed_at":
+        fresh = fresh.drop_columns([first])
+    fresh = fresh.append_column("first_observed_at", picked["first_observed_at"])
     # A pool's row moves when an added row is as new as its latest (the added row
     # wins a tie: it replaced the stored one); it is rewritten with only an older
     # first time when it stays. Two hash joins: a window over both sets cost half as

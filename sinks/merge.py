@@ -18,6 +18,11 @@ from pathlib import Path
 
 import duckdb
 
+# Rows per row group of a merged file. DuckDB's default (122,880) buffered ~140 MiB
+# to merge four of a backfill's raw files (~460 bytes a row before compression);
+# 32,768 rows buffered ~50 MiB, no slower (measured on a 2M-point store).
+ROW_GROUP_ROWS = 32_768
+
 
 def small_files(
     con: duckdb.DuckDBPyConnection, lake: str, below: int, at_least: int = 0
@@ -80,7 +85,7 @@ def merge(
             out.parent.mkdir(parents=True, exist_ok=True)
             copied = con.execute(
                 f"COPY (SELECT * FROM {table} WHERE filename IN (SELECT unnest($paths))) "
-                "TO $out (FORMAT parquet, COMPRESSION zstd)",
+                f"TO $out (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})",
                 {"paths": paths, "out": str(out)},
             ).fetchone()
             deleted = con.execute(

@@ -34,6 +34,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import duckdb
@@ -57,6 +58,7 @@ from sinks.lake import (
 from sinks.merge import merge
 from sinks.orphans import delete_own_orphans, file_name, store_tag
 from sinks.space import SpaceWait, disk_full
+from sinks.staged import StagedFiles, StagedObservations
 from sinks.tables import OBS_FIELDS as _OBS_FIELDS
 from sinks.tables import TS as _TS
 from sinks.tables import observations_table
@@ -416,10 +418,30 @@ class LakeWriter:
         # One call for all of them (a history batch spans years): the glob names
         # exactly this call's files.
         glob = ("year=*", "month=*") if by_month else ("year=*",)
+        self._register(
+            con, table_name, self.table_dir.joinpath(table_name, *glob, f"{name}.parquet")
+        )
+
+    def _register(self, con: duckdb.DuckDBPyConnection, table_name: str, glob: Path) -> None:
+        """Add the Parquet files ``glob`` names to ``table_name``, in the open transaction."""
         con.execute(
             f"CALL ducklake_add_data_files('{LAKE}', '{table_name}', ?, hive_partitioning => true)",
-            [str(self.table_dir.joinpath(table_name, *glob, f"{name}.parquet"))],
+            [str(glob)],
         )
+
+    def staged_raw(self) -> StagedFiles:
+        """New ``raw_records`` files for one :meth:`store_history` call to register.
+
+        Any thread may write them (they touch no connection), while this writer
+        stores the commit before.
+        """
+        name = file_name("raw_records", self._tag)
+        return StagedFiles(self.table_dir / "raw_records", name, "fetched_at", by_month=True)
+
+    def staged_observations(self, batch_id: str) -> StagedObservations:
+        """New ``observations`` files of the commit ``batch_id`` (as :meth:`staged_raw`)."""
+        name = file_name("observations", self._tag)
+        return StagedObservations(self.table_dir / "observations", name, batch_id)
 
     def store(
         self,
@@ -448,14 +470,21 @@ class LakeWriter:
         self,
         batch_id: str,
         source: str,
-        raw: pa.Table | None,
-        observations: Sequence[Observation] | pa.Table,
+        raw: pa.Table | StagedFiles | None,
+        observations: Sequence[Observation] | pa.Table | StagedObservations,
         rejections: Sequence[Rejection],
         checkpoints: Sequence[Checkpoint],
+        *,
+        compact: bool = True,
     ) -> Stored:
         """Archive, store and checkpoint backfill batches in one transaction.
 
-        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``.
+        ``raw`` is the raw records as a :func:`raw_table` of ``batch_id``, and
+        ``observations`` the rows, or the files they were written to ahead
+        (:meth:`staged_raw`, :meth:`staged_observations`): registered as they are
+        when every row is new, else read back, what is new stored, and deleted.
+        With ``compact=False`` the caller runs :meth:`maybe_compact` itself, once it
+        has let go of the tables (a merge's memory then adds to less).
 
         History can be fetched again, so unlike a snapshot it needs no archive
         committed ahead of its rows: the raw records, the observations, the
@@ -464,43 +493,103 @@ class LakeWriter:
         archived already, word for word, by an earlier backfill of its entity (a
         ``--refetch``) is not archived again (:meth:`_unarchived`).
         """
-        staged_obs = _as_table(observations)
+        staged = [f for f in (raw, observations) if isinstance(f, StagedFiles)]
+        kept: list[StagedFiles] = []  # registered by the transaction
 
         def store(con: duckdb.DuckDBPyConnection) -> Stored:
-            new_raw = self._unarchived(con, source, raw, checkpoints) if raw is not None else None
-            records = new_raw.num_rows if new_raw is not None else 0
-            if new_raw is not None and records:
-                self._add_files(con, "raw_records", "fetched_at", new_raw)
-                self._journal(con, batch_id, "archived", source, records)
-            added = self._insert_observations(con, batch_id, staged_obs)
-            rejected = self._insert_rejections(con, batch_id, rejections)
-            result = Stored(added, staged_obs.num_rows - added, rejected)
-            if records:
-                self._journal(con, batch_id, "stored", source, records, result)
-            if checkpoints:
-                staged_cp = checkpoints_table(batch_id, checkpoints)  # noqa: F841 - by name
-                con.execute("INSERT INTO backfill_checkpoints SELECT * FROM staged_cp")
+            kept.clear()
+            try:
+                records = self._archive_history(con, source, raw, checkpoints, kept)
+                if records:
+                    self._journal(con, batch_id, "archived", source, records)
+                if isinstance(observations, StagedObservations):
+                    total, added = observations.rows, self._insert_staged(con, observations, kept)
+                else:
+                    total, added = (
+                        staged_obs.num_rows,
+                        self._insert_observations(con, batch_id, staged_obs),
+                    )
+                rejected = self._insert_rejections(con, batch_id, rejections)
+                result = Stored(added, total - added, rejected)
+                if records:
+                    self._journal(con, batch_id, "stored", source, records, result)
+                if checkpoints:
+                    staged_cp = checkpoints_table(batch_id, checkpoints)  # noqa: F841 - by name
+                    con.execute("INSERT INTO backfill_checkpoints SELECT * FROM staged_cp")
+            except BaseException:
+                kept.clear()  # this transaction is rolled back
+                raise
             return result
 
-        result = self._committed(store)
-        self.maybe_compact()
+        try:
+            for files in staged:
+                files.close()
+            staged_obs = (
+                pa.table({})
+                if isinstance(observations, StagedObservations)
+                else _as_table(observations)
+            )
+            result = self._committed(store)
+        finally:
+            # Files no transaction registered (some rows were stored already, or the
+            # transaction failed before its COMMIT) are nobody's. After a failed
+            # COMMIT they stay: compaction deletes them if they are orphans.
+            for files in staged:
+                if files not in kept:
+                    files.discard()
+        if compact:
+            self.maybe_compact()
         return result
 
-    def _unarchived(
+    def _insert_staged(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        staged: StagedObservations,
+        kept: list[StagedFiles],
+    ) -> int:
+        """Store the new rows of ``staged``: its files as they are when all are new
+        (``kept`` then lists them), else a copy of the new rows; their count."""
+        if not staged.rows:
+            return 0
+        picked = self._new_rows(con, staged.keys)
+        if len(picked) == staged.rows:  # every row new, no key twice
+            self._register(con, "observations", staged.glob())
+            kept.append(staged)
+            latest.advance(con, staged.newest)
+            return staged.rows
+        new = staged.read().take(picked)
+        if new.num_rows:
+            self._add_files(con, "observations", "observed_at", new)
+            latest.advance(con, new)
+        return int(new.num_rows)
+
+    def _archive_history(
         self,
         con: duckdb.DuckDBPyConnection,
         source: str,
-        raw: pa.Table,
+        raw: pa.Table | StagedFiles | None,
         checkpoints: Sequence[Checkpoint],
-    ) -> pa.Table:
-        """The records of ``raw`` not archived, with the same text, by the backfill
-        commits that stored these entities before (their checkpoints name them).
+        kept: list[StagedFiles],
+    ) -> int:
+        """Archive the records of ``raw`` not archived before (:meth:`_unarchived`):
+        how many. ``raw``'s own files, if registered as they are, go in ``kept``."""
+        if raw is None or not (raw.rows if isinstance(raw, StagedFiles) else raw.num_rows):
+            return 0
+        before = self._archived_by(con, source, checkpoints)
+        if isinstance(raw, StagedFiles) and not before:  # a first backfill of these entities
+            self._register(con, "raw_records", raw.glob())
+            kept.append(raw)
+            return raw.rows
+        table = raw.read() if isinstance(raw, StagedFiles) else raw
+        new_raw = self._unarchived(con, table, before) if before else table
+        if new_raw.num_rows:
+            self._add_files(con, "raw_records", "fetched_at", new_raw)
+        return int(new_raw.num_rows)
 
-        An identical item gives identical observations, which are stored already;
-        the archive keeps it once. Only those earlier commits' records are read (a
-        commit's files hold its batch id alone, so their statistics prune the rest);
-        a first backfill of its entities reads none.
-        """
+    def _archived_by(
+        self, con: duckdb.DuckDBPyConnection, source: str, checkpoints: Sequence[Checkpoint]
+    ) -> list[str]:
+        """The backfill commits that stored these checkpoints' entities before."""
         entities = [c.entity for c in checkpoints]
         before = con.execute(
             """
@@ -509,8 +598,19 @@ class LakeWriter:
             """,
             [source, entities],
         ).fetchall()
-        if not before or not raw.num_rows:
-            return raw
+        return [str(row[0]) for row in before]
+
+    def _unarchived(
+        self, con: duckdb.DuckDBPyConnection, raw: pa.Table, before: list[str]
+    ) -> pa.Table:
+        """The records of ``raw`` not archived, with the same text, by the backfill
+        commits ``before`` that stored these entities (their checkpoints name them).
+
+        An identical item gives identical observations, which are stored already;
+        the archive keeps it once. Only those earlier commits' records are read (a
+        commit's files hold its batch id alone, so their statistics prune the rest);
+        a first backfill of its entities reads none.
+        """
         staged_raw = raw.append_column(  # noqa: F841 - read by name
             "_i", pa.array(range(raw.num_rows), pa.int64())
         )
@@ -524,7 +624,7 @@ class LakeWriter:
                   AND r.payload = s.payload)
             ORDER BY s._i
             """,
-            [[str(row[0]) for row in before]],
+            [before],
         ).fetch_arrow_table()["_i"]
         return raw if len(kept) == raw.num_rows else raw.take(kept)
 

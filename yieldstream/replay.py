@@ -114,14 +114,18 @@ def replay(
             src = known.get(records[0].source) if records else None
             if src is None:
                 continue
+            # The group is replaced before this batch is transformed, and its raw
+            # records go once it is: a backfill's batch is up to 400,000 records,
+            # and holding one batch's outcome beside the next one's cost GiBs.
+            if grouped + len(records) > REPLAY_RECORDS:
+                flush()
             ctx = reference.at(records[0].fetched_at)
             observations, rejections = transform_table(
                 records, src, _with_listing(ctx, writer, records, src)
             )
-            if grouped + len(records) > REPLAY_RECORDS:
-                flush()
             group.append((batch_id, observations, rejections))
             grouped += len(records)
+            del records
         flush()
     finally:
         writer.close()
