@@ -4,6 +4,7 @@ a PostgreSQL server."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +163,14 @@ def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
 
 
 MEASURED = "measured"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse tests that share an id: pytest-xdist would run one of them, silently."""
+    counts = Counter(item.nodeid for item in items)
+    repeated = [nodeid for nodeid, count in counts.items() if count > 1]
+    if repeated:
+        raise pytest.UsageError(f"tests share ids (give each its own): {repeated[:5]}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from sinks.lake import Store, open_reader
@@ -37,8 +37,17 @@ def _the_store(store_dir: Path) -> Iterator[None]:
     READERS.close()
 
 
+# One test per operation, named by it: schemathesis's own ``schema.parametrize()``
+# gives every operation the same test id, and pytest-xdist runs only one test of an id.
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+
+
 @pytest.mark.slow
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_error(case: Any) -> None:
-    case.call_and_validate(checks=[not_a_server_error])
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
+def test_no_server_error(operation: Any) -> None:
+    @given(case=operation.as_strategy())
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    def no_server_error(case: Any) -> None:
+        case.call_and_validate(checks=[not_a_server_error])
+
+    no_server_error()
