@@ -474,8 +474,6 @@ class LakeWriter:
         observations: Sequence[Observation] | pa.Table | StagedObservations,
         rejections: Sequence[Rejection],
         checkpoints: Sequence[Checkpoint],
-        *,
-        compact: bool = True,
     ) -> Stored:
         """Archive, store and checkpoint backfill batches in one transaction.
 
@@ -483,8 +481,6 @@ class LakeWriter:
         ``observations`` the rows, or the files they were written to ahead
         (:meth:`staged_raw`, :meth:`staged_observations`): registered as they are
         when every row is new, else read back, what is new stored, and deleted.
-        With ``compact=False`` the caller runs :meth:`maybe_compact` itself, once it
-        has let go of the tables (a merge's memory then adds to less).
 
         History can be fetched again, so unlike a snapshot it needs no archive
         committed ahead of its rows: the raw records, the observations, the
@@ -537,8 +533,7 @@ class LakeWriter:
             for files in staged:
                 if files not in kept:
                     files.discard()
-        if compact:
-            self.maybe_compact()
+        self.maybe_compact()
         return result
 
     def _insert_staged(

@@ -583,17 +583,14 @@ class Backfill:
 
     async def _store(self, src: Source, commit: _Commit) -> None:
         def store() -> Stored:  # on the store's thread, the event loop fetching meanwhile
-            stored = self.writer.store_history(
+            return self.writer.store_history(
                 commit.batch_id,
                 src.name,
                 commit.raw,
                 commit.observations,
                 commit.rejections,
                 commit.checkpoints,
-                compact=False,
             )
-            self.writer.maybe_compact()
-            return stored
 
         stored = await self._on_store(store)
         metrics.OBSERVATIONS_STORED.labels(src.name).inc(stored.observations)

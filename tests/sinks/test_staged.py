@@ -15,6 +15,7 @@ from sinks.lake import LAKE, Store
 from sinks.tables import observations_table
 from sinks.writer import Checkpoint, LakeWriter, raw_table
 from tests.sinks import lido_observations
+from tests.sinks.test_latest import COMPUTED, KEPT
 from tests.sinks.test_writer import pool_records, transformed
 
 POOLS = "defillama-yields"
@@ -116,17 +117,6 @@ def test_a_failed_commit_leaves_no_file(
     assert files_on_disk(writer) == files_on_disk(writer, "observations") == set()
     assert writer.con.execute("SELECT count(*) FROM raw_records").fetchone() == (0,)
     assert writer.con.execute("SELECT count(*) FROM latest_observations").fetchone() == (0,)
-
-
-KEPT = """
-    SELECT source, pool_id, observed_at, first_observed_at, apy_pct, batch_id
-    FROM latest_observations ORDER BY ALL
-"""
-COMPUTED = """
-    SELECT source, pool_id, max(observed_at), min(observed_at),
-           arg_max(apy_pct, observed_at), arg_max(batch_id, observed_at)
-    FROM observations GROUP BY source, pool_id ORDER BY ALL
-"""
 
 
 def lido_rows(hours: range, pools: int = 3) -> pa.Table:
